@@ -125,7 +125,10 @@ def describe_entry_problems(file: str, index: int, entry: Any) -> list[Problem]:
         elif value > 10:
             add(field, f"{value} is above 10")
     if "novel" in entry and not isinstance(entry["novel"], bool):
-        add("novel", f"{json_repr(entry['novel'])} is a {_json_type(entry['novel'])}, expected true or false")
+        add(
+            "novel",
+            f"{json_repr(entry['novel'])} is a {_json_type(entry['novel'])}, expected true or false",
+        )
     return problems
 
 

@@ -257,9 +257,7 @@ class Store:
         if conditions:
             query += " WHERE " + " AND ".join(conditions)
         rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
-        return [
-            StoredIdea(row[0], Idea.from_entry(json.loads(row[1])), *row[2:]) for row in rows
-        ]
+        return [StoredIdea(row[0], Idea.from_entry(json.loads(row[1])), *row[2:]) for row in rows]
 
     # model calls
 

@@ -12,7 +12,9 @@ CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ai-sc
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point IDEAGEN_HOME at a fresh folder so no test touches the user's real store."""
     home = tmp_path_factory.mktemp("ideagen_home")
     monkeypatch.setenv("IDEAGEN_HOME", str(home))
