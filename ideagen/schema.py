@@ -124,11 +124,9 @@ def describe_entry_problems(file: str, index: int, entry: Any) -> list[Problem]:
             add(field, f"{value} is below 1")
         elif value > 10:
             add(field, f"{value} is above 10")
-    if "novel" in entry and not isinstance(entry["novel"], bool):
-        add(
-            "novel",
-            f"{json_repr(entry['novel'])} is a {_json_type(entry['novel'])}, expected true or false",
-        )
+    novel = entry.get("novel")
+    if "novel" in entry and not isinstance(novel, bool):
+        add("novel", f"{json_repr(novel)} is a {_json_type(novel)}, expected true or false")
     return problems
 
 

@@ -1,12 +1,242 @@
-"""`ideagen brainstorm`."""
+"""`ideagen brainstorm`: draft new seed ideas for a template and append them to a file."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import threading
+from pathlib import Path
 
-from ideagen.cli._common import not_built
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ideagen.brainstorm import (
+    DEFAULT_ROUNDS,
+    Brainstorm,
+    BrainstormError,
+    BrainstormEvent,
+    BrainstormResult,
+)
+from ideagen.cli._common import open_store
+from ideagen.providers import get_model
+from ideagen.providers.base import LanguageModel, ModelError
+from ideagen.store import Store
+from ideagen.template_context import TemplateError, bundled_template_dir, load_template
+
+DEFAULT_OUT = Path("seed_ideas.json")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--provider, --model, --base-url, --no-cache (shared with `chat`)."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--provider",
+        choices=["auto", "anthropic", "openai", "local"],
+        default="auto",
+        help="auto: anthropic if ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is "
+        "set, else the embedded local model (default auto)",
+    )
+    group.add_argument("--model", help="model name (default: the provider's default)")
+    group.add_argument("--base-url", help="API base URL (an OpenAI-compatible server...)")
+    group.add_argument("--no-cache", action="store_true", help="bypass the response cache")
+
+
+def model_from_args(
+    args: argparse.Namespace, store: Store, run_id: str, console: Console
+) -> LanguageModel:
+    return get_model(
+        args.provider,
+        args.model,
+        store=store,
+        base_url=args.base_url,
+        no_cache=args.no_cache,
+        run_id=run_id,
+        console=console,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("brainstorm", help="(not built yet)")
-    parser.set_defaults(handler=not_built("brainstorm"))
+    parser = subparsers.add_parser(
+        "brainstorm",
+        help="draft new seed ideas for a template, appended to FILE as each one is done",
+        description="Draft N new seed ideas on a topic, each refined over self-critique rounds, "
+        "checked for feasibility and against existing ideas, and appended to FILE at once. "
+        "Running the same command again continues until FILE holds N ideas from the topic.",
+    )
+    parser.add_argument("--topic", required=True, help="what the ideas should be about")
+    parser.add_argument(
+        "-n", type=int, default=5, dest="count", metavar="N", help="ideas wanted (default 5)"
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="template folder with prompt.json and experiment.py (default: the bundled one)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="idea file to append to (default: ./seed_ideas.json)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"most self-critique rounds per idea (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="ideas drafted at once (default: 8 for API providers, 1 for the local model)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="draft N new ideas even if earlier runs already added some for this topic",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only errors")
+    output.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        template = load_template(args.template or bundled_template_dir())
+    except TemplateError as exc:
+        print(f"ideagen brainstorm: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or DEFAULT_OUT
+    bundled_seeds = bundled_template_dir() / "seed_ideas.json"
+    if args.out is None and out.resolve() == bundled_seeds.resolve():
+        print(
+            f"ideagen brainstorm: {out.resolve()} is the bundled template's own seed file; "
+            "name it with --out to write it anyway",
+            file=sys.stderr,
+        )
+        return 2
+    show = not (args.quiet or args.json)
+    console = Console(stderr=True)
+    with open_store(args) as store:
+        try:
+            run_id = Brainstorm.new_run_id()
+            model = model_from_args(args, store, run_id, console if show else Console(quiet=True))
+            brainstorm = Brainstorm(
+                model,
+                store,
+                template,
+                topic=args.topic,
+                count=args.count,
+                out=out,
+                rounds=args.rounds,
+                concurrency=args.concurrency,
+                fresh=args.fresh,
+                run_id=run_id,
+            )
+            result = _run_with_progress(brainstorm, console) if show else brainstorm.run()
+        except (BrainstormError, ModelError) as exc:
+            print(f"ideagen brainstorm: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    elif show:
+        _print_summary(result, console)
+    if result.error:
+        print(f"ideagen brainstorm: stopped: {result.error}", file=sys.stderr)
+        return 1
+    if result.interrupted:
+        print("ideagen brainstorm: interrupted; run it again to continue", file=sys.stderr)
+        return 130
+    return 0 if result.complete else 1
+
+
+def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormResult:
+    if brainstorm.model.weak:
+        console.print(
+            "[yellow]The local model is tiny: expect weak ideas and a minute or more per idea."
+        )
+    progress = Progress(
+        TextColumn("[bold]ideas"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    stages: dict[int, str] = {}
+    rejected = {"count": 0}
+    lock = threading.Lock()
+    task = progress.add_task(
+        "ideas", total=brainstorm.count, completed=len(brainstorm.earlier), status=""
+    )
+
+    def report(event: BrainstormEvent) -> None:
+        with lock:
+            if event.kind == "draft":
+                stages[event.slot] = "drafting"
+            elif event.kind == "round":
+                stages[event.slot] = f"round {event.round}/{brainstorm.rounds}"
+            else:
+                stages.pop(event.slot, None)
+            if event.kind == "finished":
+                progress.advance(task)
+            elif event.kind == "rejected":
+                rejected["count"] += 1
+                progress.console.print(f"[dim]slot {event.slot}: redrafting: {event.detail}")
+            spend = brainstorm.spend()
+            working = ", ".join(f"#{slot} {stage}" for slot, stage in sorted(stages.items()))
+            status = (
+                f"tokens: {spend.tokens_in + spend.cache_write_tokens:,} in, "
+                f"{spend.cache_read_tokens:,} cached, {spend.tokens_out:,} out; "
+                f"${spend.cost_usd:.4f}"
+            )
+            if rejected["count"]:
+                status += f", {rejected['count']} redrafted"
+            if working:
+                status += f"  [{working}]"
+            progress.update(task, status=status)
+
+    brainstorm.report = report
+    with progress:
+        return brainstorm.run()
+
+
+def _print_summary(result: BrainstormResult, console: Console) -> None:
+    if result.new:
+        table = Table(title=f"New ideas in {result.out}")
+        for column in ("Name", "Title", "I", "F", "N", "rounds"):
+            table.add_column(column, overflow="fold")
+        for finished in result.new:
+            idea = finished.idea
+            table.add_row(
+                idea.Name,
+                idea.Title,
+                str(idea.Interestingness),
+                str(idea.Feasibility),
+                str(idea.Novelty),
+                str(finished.rounds),
+            )
+        console.print(table)
+    done = len(result.earlier) + len(result.new)
+    console.print(
+        f"{result.out}: {done} of {result.wanted} ideas on {result.topic!r} "
+        f"({len(result.earlier)} from earlier runs, {len(result.new)} new); "
+        f"rejected {result.duplicates_rejected} duplicate(s), "
+        f"{result.infeasible_rejected} infeasible"
+    )
+    if result.gave_up:
+        console.print(
+            f"[yellow]{result.gave_up} idea slot(s) gave up after repeated rejections; "
+            "run again to try more"
+        )
+    spend = result.spend
+    if spend:
+        console.print(
+            f"spend: {spend.calls} calls ({spend.failed_calls} failed), "
+            f"{spend.tokens_in:,} prompt tokens + {spend.cache_read_tokens:,} cache-read + "
+            f"{spend.cache_write_tokens:,} cache-write, {spend.tokens_out:,} output tokens, "
+            f"${spend.cost_usd:.4f}"
+        )

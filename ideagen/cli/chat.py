@@ -1,12 +1,55 @@
-"""`ideagen chat`."""
+"""`ideagen chat`: talk with the model about seed ideas; keep, refine and save the good ones."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from ideagen.cli._common import not_built
+from rich.console import Console
+
+from ideagen.chat import ChatRepl, ChatSession
+from ideagen.cli._common import open_store
+from ideagen.cli.brainstorm import add_model_options, model_from_args
+from ideagen.providers.base import ModelError
+from ideagen.template_context import TemplateError, bundled_template_dir, load_template
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("chat", help="(not built yet)")
-    parser.set_defaults(handler=not_built("chat"))
+    parser = subparsers.add_parser(
+        "chat",
+        help="talk with the model about seed ideas; /keep, /refine and /save the good ones",
+        description="A conversation with the model about the template, as with a chat "
+        "assistant. Ideas it proposes are collected and numbered; /help lists the commands.",
+    )
+    parser.add_argument("--topic", help="what to talk about first")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="template folder with prompt.json and experiment.py (default: the bundled one)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("seed_ideas.json"),
+        help="where /save writes kept ideas (default: ./seed_ideas.json)",
+    )
+    add_model_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        template = load_template(args.template or bundled_template_dir())
+    except TemplateError as exc:
+        print(f"ideagen chat: {exc}", file=sys.stderr)
+        return 2
+    with open_store(args) as store:
+        session_id = ChatSession.new_session_id()
+        try:
+            model = model_from_args(args, store, session_id, Console(stderr=True))
+        except ModelError as exc:
+            print(f"ideagen chat: {exc}", file=sys.stderr)
+            return 2
+        session = ChatSession(model, store, template, topic=args.topic, session_id=session_id)
+        return ChatRepl(session, args.out).run()

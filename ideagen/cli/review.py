@@ -1,12 +1,180 @@
-"""`ideagen review`."""
+"""`ideagen review FILE`: validate, merge duplicates, judge, lint, check novelty, order,
+then write the ideas for the AI Scientist, a table on screen and an HTML report."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import uuid
+from pathlib import Path
 
-from ideagen.cli._common import not_built
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ideagen.cli._common import open_store
+from ideagen.ideafile import atomic_write_text, save_ideas
+from ideagen.providers import PROVIDERS, ModelError, get_model
+from ideagen.review.pipeline import ReviewInputError, ReviewOptions, load_for_review, review_file
+from ideagen.review.report import render_report, summary_table
+from ideagen.template_context import TemplateError, load_template
+
+EXIT_OK, EXIT_FAILED = 0, 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("review", help="(not built yet)")
-    parser.set_defaults(handler=not_built("review"))
+    parser = subparsers.add_parser(
+        "review",
+        help="judge, lint, check novelty and order an idea file; write JSON and an HTML report",
+        description="Review an AI Scientist idea file before spending money on it: validate, "
+        "merge duplicates, score each idea with an independent judge, flag what the template "
+        "cannot do, check novelty, and write the ideas in recommended order.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="the idea file (ideas.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="where to write the reviewed ideas (default: FILE's name + .reviewed.json)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="where to write the HTML report (default: FILE + .review.html)",
+    )
+    parser.add_argument("--provider", choices=PROVIDERS, default="auto")
+    parser.add_argument("--model", metavar="M", help="model name for the provider")
+    parser.add_argument(
+        "--base-url", metavar="URL", help="an OpenAI-compatible (or Anthropic) server address"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="ask the model again")
+    parser.add_argument(
+        "--novelty",
+        choices=("online", "offline", "off"),
+        help="online: OpenAlex and Semantic Scholar; offline: --corpus; "
+        "default: offline when --corpus is given, else online",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        metavar="FILE",
+        help="local literature for offline novelty (JSONL or BibTeX)",
+    )
+    parser.add_argument(
+        "--unknown-as",
+        choices=("novel", "not-novel"),
+        default="novel",
+        help="what an unknown novelty (nothing found) becomes in `novel` (default: novel)",
+    )
+    parser.add_argument(
+        "--rank", action="store_true", help="order by a pairwise tournament (more model calls)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="tournament rounds (default: log2(n) + 1)"
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="review only the first N ideas")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        metavar="DIR",
+        help="template folder whose task description the judge reads",
+    )
+    parser.add_argument(
+        "--template-dataset",
+        default="FashionMNIST",
+        metavar="NAME",
+        help="the template's dataset, for the lint (default: FashionMNIST)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    if args.limit is not None and args.limit < 1:
+        console.print("ideagen review: --limit must be at least 1")
+        return EXIT_FAILED
+    try:
+        load_for_review(args.file)
+        task_description = load_template(args.template).task_description if args.template else None
+    except ReviewInputError as exc:
+        for line in exc.lines:
+            print(line)
+        return exc.exit_code
+    except TemplateError as exc:
+        print(exc)
+        return EXIT_FAILED
+    out = args.out or args.file.with_name(args.file.stem + ".reviewed.json")
+    report_path = args.report or args.file.with_name(args.file.stem + ".review.html")
+    options = ReviewOptions(
+        novelty=args.novelty,
+        corpus=args.corpus,
+        unknown_as_novel=args.unknown_as == "novel",
+        rank=args.rank,
+        rank_rounds=args.rounds,
+        template_dataset=args.template_dataset,
+        task_description=task_description,
+        limit=args.limit,
+    )
+    run_id = uuid.uuid4().hex
+    store = open_store(args)
+    try:
+        model = get_model(
+            args.provider,
+            args.model,
+            store=store,
+            base_url=args.base_url,
+            no_cache=args.no_cache,
+            run_id=run_id,
+            console=console,
+        )
+        with ProgressBars(console) as progress:
+            result = review_file(args.file, model, store, options, run_id=run_id, progress=progress)
+    except ReviewInputError as exc:
+        for line in exc.lines:
+            print(line)
+        return exc.exit_code
+    except ModelError as exc:
+        print(f"ideagen review: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.close()
+    save_ideas(out, result.output_ideas())
+    atomic_write_text(report_path, render_report(result))
+    Console().print(summary_table(result))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    spend = result.spend
+    if spend is not None:
+        console.print(
+            f"cost: {spend.calls} model calls, {spend.tokens_in:,} tokens in, "
+            f"{spend.tokens_out:,} out, ${spend.cost_usd:.4f}; {result.seconds:.0f} s"
+        )
+    console.print(f"wrote {out} and {report_path}")
+    return EXIT_OK
+
+
+class ProgressBars:
+    """A progress bar per step, on stderr; hands `review_file` its callback."""
+
+    def __init__(self, console: Console):
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.bar.start()
+        return self.update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def update(self, step: str, done: int, total: int) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.bar.add_task(step, total=total or None)
+        self.bar.update(self.tasks[step], completed=done, total=total or None)

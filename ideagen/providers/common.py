@@ -1,0 +1,385 @@
+"""What every provider shares: retries, the structured-reply repair loop, the response cache,
+call recording and cost.
+
+A provider subclasses `RecordedModel` and implements `_send`: one attempt at one request,
+returning a `Reply` with its usage, raising `RetryableError` for what waiting may fix
+(429, 5xx, 529, timeouts, dropped connections) and `CallFailed` for what it cannot
+(bad key, bad request, unknown model). Everything else lives here, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from string import Template
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+import ideagen
+from ideagen import pricing
+from ideagen.providers.base import LanguageModel, Message, ModelError, Reply, Usage
+from ideagen.store import CallRecord, Store
+
+T = TypeVar("T", bound=BaseModel)
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(ideagen.__file__).resolve().parents[1] / "prompts"
+MAX_REPAIRS = 2  # a structured reply that fails validation is sent back at most this often
+STOP_END = "end_turn"
+STOP_MAX_TOKENS = "max_tokens"
+
+
+def render_prompt(name: str, **values: object) -> str:
+    """A prompt file from prompts/ with its $placeholders filled."""
+    text = (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
+    return Template(text).substitute({key: str(value) for key, value in values.items()})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try a failed call again, and for how long at most.
+
+    The delay before retry n (1-based) is min(max_delay_s, base_delay_s * 2**(n-1)), scaled by
+    a random factor in [0.5, 1] so that parallel callers do not retry in step; a retry-after
+    from the server replaces it. No call waits longer than call_timeout_s, and retrying stops
+    once total_timeout_s have passed since the first attempt.
+    """
+
+    max_attempts: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    call_timeout_s: float = 120.0
+    total_timeout_s: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+
+class RetryableError(Exception):
+    """One attempt failed in a way that waiting may fix."""
+
+    def __init__(self, status: str, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class CallFailed(ModelError):
+    """One attempt failed in a way that retrying cannot fix; `status` goes into the record."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The server's requested wait: retry-after-ms, or retry-after in seconds or as a date."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def redact(text: str, secrets: Sequence[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def failure_for_status(
+    *,
+    provider: str,
+    model: str,
+    status_code: int,
+    server_message: str,
+    retry_after: float | None,
+    key_variable: str,
+) -> RetryableError | CallFailed:
+    """Sort an HTTP error status into retry-worthy or final, with a message saying what to do."""
+    said = f"HTTP {status_code}: {server_message}" if server_message else f"HTTP {status_code}"
+    if status_code == 429:
+        return RetryableError("rate_limited", f"rate limited ({said})", retry_after)
+    if status_code == 529:
+        return RetryableError("overloaded", f"overloaded ({said})", retry_after)
+    if status_code in (408, 409) or status_code >= 500:
+        return RetryableError("server_error", f"server error ({said})", retry_after)
+    if status_code in (401, 403):
+        return CallFailed(
+            "auth_error",
+            f"{provider} rejected the API key ({said}); set a valid {key_variable}",
+        )
+    if status_code == 404:
+        return CallFailed(
+            "not_found",
+            f"{provider} has no model {model!r} at this address ({said}); "
+            "check --model and --base-url",
+        )
+    return CallFailed(
+        "bad_request", f"{provider} refused the request ({said}); check --model and the input"
+    )
+
+
+class Request(BaseModel):
+    """One model request as the cache and the providers see it."""
+
+    system: str | None
+    context: str | None
+    messages: list[Message]
+    temperature: float
+    max_tokens: int
+
+
+class ReplyProblem(Exception):
+    """A reply that cannot be turned into the wanted type; the text goes back to the model."""
+
+
+def parse_reply(reply: Reply, schema: type[T]) -> T:
+    """The first JSON object in the reply text, validated against `schema`."""
+    text = reply.text
+    start = text.find("{")
+    if start < 0:
+        raise ReplyProblem(_cut_note(reply) + "it holds no JSON object.")
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError as error:
+        raise ReplyProblem(_cut_note(reply) + f"its JSON is malformed ({error.msg}).") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'the object'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ReplyProblem(f"the JSON does not match the schema ({problems}).") from None
+
+
+def _cut_note(reply: Reply) -> str:
+    if reply.stop_reason == STOP_MAX_TOKENS:
+        return "it was cut off at the length limit, so keep it shorter; "
+    return ""
+
+
+class RecordedModel(LanguageModel):
+    """The shared half of every provider: cache, retries, recording, structured replies."""
+
+    provider: str
+    endpoint: str = ""  # part of the cache key: the same model name on two servers differs
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        store: Store,
+        run_id: str | None = None,
+        no_cache: bool = False,
+        retry: RetryPolicy | None = None,
+    ):
+        self.model = model
+        self.store = store
+        self.run_id = run_id
+        self.no_cache = no_cache
+        self.retry = retry or RetryPolicy()
+        self.price = pricing.price_for(model, pricing.load_prices(store.path.parent))
+
+    @abstractmethod
+    def _send(self, request: Request, timeout: float) -> Reply:
+        """One attempt. Raise RetryableError or CallFailed; return the reply with its usage."""
+        raise NotImplementedError
+
+    # the interface
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 1024,
+        purpose: str | None = None,
+    ) -> Reply:
+        request = Request(
+            system=system,
+            context=context,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        key = self._cache_key(request, schema=None)
+        cached = self._cached(key)
+        if cached is not None:
+            return Reply(text=cached, model=self.model, stop_reason=STOP_END)
+        reply = self._call(request, purpose)
+        if key and reply.stop_reason == STOP_END:
+            self.store.put_response(key, reply.text)
+        return reply
+
+    def structured(
+        self,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 1024,
+        purpose: str | None = None,
+    ) -> T:
+        instructions = render_prompt(
+            "provider_structured", schema=json.dumps(schema.model_json_schema())
+        )
+        request = Request(
+            system=f"{system}\n\n{instructions}" if system else instructions,
+            context=context,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        key = self._cache_key(request, schema=schema)
+        cached = self._cached(key)
+        if cached is not None:
+            return schema.model_validate_json(cached)
+        conversation = list(messages)
+        last_problem: ReplyProblem | None = None
+        for attempt in range(MAX_REPAIRS + 1):
+            label = purpose if attempt == 0 else f"{purpose or 'structured'} (repair {attempt})"
+            reply = self._call(request.model_copy(update={"messages": conversation}), label)
+            try:
+                value = parse_reply(reply, schema)
+            except ReplyProblem as problem:
+                log.info("%s %s: unusable %s reply: %s", self.provider, self.model, label, problem)
+                conversation = [
+                    *conversation,
+                    Message(role="assistant", content=reply.text or "(empty reply)"),
+                    Message(role="user", content=render_prompt("provider_repair", problem=problem)),
+                ]
+                last_problem = problem
+                continue
+            if key:
+                self.store.put_response(key, value.model_dump_json())
+            return value
+        raise ModelError(
+            f"{self.provider} {self.model}: no valid {schema.__name__} after "
+            f"{MAX_REPAIRS + 1} tries; the last reply: {last_problem}"
+        )
+
+    # shared machinery
+
+    def _cache_key(self, request: Request, schema: type[BaseModel] | None) -> str | None:
+        """The response-cache key, or None when the request must not be cached."""
+        if self.no_cache or request.temperature != 0:
+            return None
+        identity = {
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "request": request.model_dump(),
+            "schema": schema.model_json_schema() if schema else None,
+        }
+        encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
+    def _cached(self, key: str | None) -> str | None:
+        return self.store.get_response(key) if key else None
+
+    def _call(self, request: Request, purpose: str | None) -> Reply:
+        """One request with retries; every attempt is recorded, failed ones too."""
+        policy = self.retry
+        first_started = time.monotonic()
+        deadline = first_started + policy.total_timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            timeout = max(0.1, min(policy.call_timeout_s, deadline - started))
+            try:
+                reply = self._send(request, timeout)
+            except RetryableError as error:
+                self.record(error.status, Usage(), time.monotonic() - started, purpose)
+                delay = (
+                    error.retry_after if error.retry_after is not None else policy.backoff(attempt)
+                )
+                elapsed = time.monotonic() - first_started
+                if attempt >= policy.max_attempts or time.monotonic() + delay > deadline:
+                    raise ModelError(
+                        f"{self.provider} {self.model}: {error.reason}; gave up after {attempt} "
+                        f"attempts in {elapsed:.0f} s; try again later"
+                    ) from None
+                log.info(
+                    "%s %s: %s; retry %d in %.1f s",
+                    self.provider,
+                    self.model,
+                    error.reason,
+                    attempt,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            except CallFailed as error:
+                self.record(error.status, Usage(), time.monotonic() - started, purpose)
+                raise
+            usage = reply.usage.model_copy(
+                update={"cost_usd": pricing.cost_usd(reply.usage, self.price)}
+            )
+            self.record("ok", usage, time.monotonic() - started, purpose)
+            return reply.model_copy(update={"usage": usage})
+
+    def record(self, status: str, usage: Usage, latency_s: float, purpose: str | None) -> None:
+        self.store.record_call(
+            CallRecord(
+                provider=self.provider,
+                model=self.model,
+                status=status,
+                tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out,
+                cache_write_tokens=usage.cache_write_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                latency_s=latency_s,
+                cost_usd=usage.cost_usd,
+                purpose=purpose,
+                run_id=self.run_id,
+            )
+        )
+
+
+def chat_messages(messages: list[Message]) -> list[dict[str, str]]:
+    """Messages as the chat APIs take them."""
+    return [{"role": message.role, "content": message.content} for message in messages]
+
+
+def stop_reason(raw: str | None) -> str | None:
+    """One vocabulary for every provider: "end_turn" or "max_tokens" (others pass through)."""
+    return {"stop": STOP_END, "length": STOP_MAX_TOKENS}.get(raw or "", raw)
+
+
+def first_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()[:300]

@@ -1,0 +1,314 @@
+"""`ideagen dedup` and the dedup library, with the real embedded MiniLM model.
+
+The hand-written ideas below are our own (a FashionMNIST CNN template); the corpus tests use
+pairs labelled in bench/dedup_devset.jsonl and skip when the corpus is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from loopback import LoopbackServer, Reply
+
+from ideagen import embeddings
+from ideagen.cli import main
+from ideagen.dedup import duplicates_against, find_duplicates, judgment_key
+from ideagen.providers import RetryPolicy, get_model
+from ideagen.schema import Idea
+from ideagen.store import Store
+
+pytest_plugins = ["loopback"]  # the `loopback` fixture
+
+DEVSET = Path(__file__).resolve().parents[1] / "bench" / "dedup_devset.jsonl"
+RATINGS = {"Interestingness": 5, "Feasibility": 8, "Novelty": 4}
+OWN_IDEAS = [
+    (
+        "label_smoothing_sweep",
+        "Label Smoothing Strength and Calibration on FashionMNIST",
+        "Add label smoothing to the cross-entropy loss with epsilon in {0.05, 0.1, 0.2}. Train "
+        "the baseline CNN for each value and compare test accuracy and expected calibration "
+        "error against the unsmoothed baseline.",
+    ),
+    (
+        "mixup_augmentation",
+        "Mixup Augmentation for Small CNNs",
+        "Blend pairs of training images and their labels with a Beta(0.2, 0.2) coefficient "
+        "during training. Measure test accuracy and robustness to Gaussian noise compared to "
+        "standard training.",
+    ),
+    (
+        "cosine_lr_schedule",
+        "Cosine Learning Rate Decay versus Step Decay",
+        "Replace the step learning rate schedule with cosine annealing over the full run, with "
+        "and without a 2-epoch warmup. Compare convergence speed and final test accuracy.",
+    ),
+    (
+        "depthwise_separable",
+        "Depthwise Separable Convolutions for Parameter Efficiency",
+        "Swap each 3x3 convolution for a depthwise convolution followed by a 1x1 pointwise "
+        "convolution. Report parameter count, training time per epoch and test accuracy.",
+    ),
+    (
+        "magnitude_pruning",
+        "Iterative Magnitude Pruning of the Classifier",
+        "Prune the 20% smallest weights every two epochs until 80% sparsity, fine-tuning "
+        "between steps. Track test accuracy against sparsity.",
+    ),
+    (
+        "class_confusion_analysis",
+        "Which Garment Classes Get Confused",
+        "After training, compute the confusion matrix on the test set and show the most "
+        "confused class pairs (shirt, T-shirt, pullover) with example images.",
+    ),
+    (
+        "batchnorm_ablation",
+        "Removing Batch Normalization",
+        "Train the CNN without batch normalization at three learning rates and compare training "
+        "stability and test accuracy to the baseline.",
+    ),
+    (
+        "random_erasing",
+        "Random Erasing as Occlusion Augmentation",
+        "Erase a random rectangle in each training image with probability 0.5 and measure test "
+        "accuracy and accuracy on occluded test images.",
+    ),
+]
+EXACT_COPY = ("label_smoothing_again", *OWN_IDEAS[0][1:])
+PARAPHRASE = (
+    "cosine_annealing",
+    "Cosine Annealing of the Learning Rate instead of Step Decay",
+    "Use cosine annealing of the learning rate across the whole training run instead of the "
+    "step schedule, trying it with and without a two-epoch warmup. Compare how fast it "
+    "converges and the final test accuracy.",
+)
+
+
+def make_idea(name: str, title: str, experiment: str) -> Idea:
+    return Idea(Name=name, Title=title, Experiment=experiment, **RATINGS)
+
+
+def write_ideas(path: Path, rows) -> Path:
+    entries = [make_idea(*row).to_entry() for row in rows]
+    path.write_text(json.dumps(entries, indent=4), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def ideas_file(tmp_path: Path) -> Path:
+    return write_ideas(tmp_path / "ideas.json", [*OWN_IDEAS, EXACT_COPY, PARAPHRASE])
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["dedup", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# the library
+
+
+def test_exact_and_near_exact_copies_are_grouped_and_nothing_else(store: Store):
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, EXACT_COPY, PARAPHRASE)]
+    result = find_duplicates(ideas, store)
+    assert result.index_groups() == [[0, 8], [2, 9]]
+    paraphrase_group = result.clusters[1]
+    assert paraphrase_group.keep in (2, 9)
+    other = 9 if paraphrase_group.keep == 2 else 2
+    assert "meaning" in paraphrase_group.reasons[other]
+    assert "cosine" in paraphrase_group.reasons[other]  # a shared distinctive term is named
+
+
+def test_the_most_specific_member_is_kept_unless_scores_say_otherwise(store: Store):
+    short = make_idea("cosine_lr", "Cosine Learning Rate Decay", "Use cosine annealing.")
+    ideas = [short, make_idea(*OWN_IDEAS[2]), make_idea(*PARAPHRASE), make_idea(*OWN_IDEAS[3])]
+    by_detail = find_duplicates(ideas, store, threshold=0.05)
+    group = next(c for c in by_detail.clusters if 0 in c.members)
+    assert group.keep != 0
+    assert "most specific" in group.keep_reason
+    by_score = find_duplicates(ideas, store, threshold=0.05, scores={0: 9.0, 1: 3.0, 2: 4.0})
+    group = next(c for c in by_score.clusters if 0 in c.members)
+    assert group.keep == 0
+    assert "review score" in group.keep_reason
+
+
+def test_a_second_run_embeds_nothing(store: Store):
+    ideas = [make_idea(*row) for row in OWN_IDEAS]
+    before = embeddings.stats.embedded
+    first = find_duplicates(ideas, store)
+    assert embeddings.stats.embedded - before == len(ideas)
+    before = embeddings.stats.embedded
+    second = find_duplicates(ideas, store)
+    assert embeddings.stats.embedded == before
+    assert second.index_groups() == first.index_groups()
+
+
+def test_embeddings_are_unit_vectors_cached_by_content_and_model(store: Store):
+    vectors = embeddings.embed(["a noise schedule", "a noise schedule", "label smoothing"], store)
+    assert vectors.shape == (3, embeddings.DIMENSIONS)
+    assert abs(float(vectors[0] @ vectors[0]) - 1.0) < 1e-5
+    assert (vectors[0] == vectors[1]).all()
+    cached = store.get_embeddings(
+        [embeddings.content_hash("label smoothing")], embeddings.MODEL_NAME
+    )
+    assert (next(iter(cached.values())) == vectors[2]).all()
+
+
+def test_duplicates_against_existing_ideas(store: Store):
+    existing = [make_idea(*row) for row in OWN_IDEAS[:5]]
+    new = [make_idea(*OWN_IDEAS[6]), make_idea(*PARAPHRASE), make_idea(*OWN_IDEAS[7])]
+    matches = duplicates_against(new, existing, store)
+    assert [(m.i, m.j) for m in matches] == [(1, 2)]
+    assert 0.0 < matches[0].score <= 1.0 and "meaning" in matches[0].why
+
+
+def test_fewer_than_two_ideas_have_no_groups(store: Store):
+    assert find_duplicates([], store).clusters == []
+    assert find_duplicates([make_idea(*OWN_IDEAS[0])], store).clusters == []
+    assert duplicates_against([], [make_idea(*OWN_IDEAS[0])], store) == []
+
+
+def test_related_but_different_pairs_are_kept_apart(corpus_dir: Path, store: Store):
+    """Pairs labelled in the dev set: each related pair has a whole-text MiniLM cosine of
+    0.85-0.89, which the single 0.8 threshold would call duplicates."""
+    path = corpus_dir / "example_papers__gan_diffusion__ideas.json"
+    ideas = [Idea.from_entry(entry) for entry in json.loads(path.read_text())]
+    labelled = {
+        (row["a"]["index"], row["b"]["index"]): row["label"]
+        for row in map(json.loads, DEVSET.read_text().splitlines())
+        if row["a"]["file"] == row["b"]["file"] == path.name
+    }
+    related = [(60, 72), (30, 64), (87, 95), (56, 95), (72, 95), (27, 64), (30, 36)]
+    duplicates = [(32, 74), (25, 39), (12, 82), (10, 18), (36, 64)]
+    assert all(labelled[pair] == "related" for pair in related)
+    assert all(labelled[pair] == "duplicate" for pair in duplicates)
+    group_of = {
+        m: tuple(c.members) for c in find_duplicates(ideas, store).clusters for m in c.members
+    }
+    assert [pair for pair in related if group_of.get(pair[0], -1) == group_of.get(pair[1])] == []
+    assert all(
+        group_of.get(a) is not None and group_of[a] == group_of.get(b) for a, b in duplicates
+    )
+
+
+# the command
+
+
+def test_json_output_is_exactly_the_clusters(capsys, ideas_file: Path):
+    code, out, _ = run_cli(capsys, ideas_file, "--json")
+    assert code == 0
+    assert json.loads(out) == {"clusters": [[0, 8], [2, 9]]}
+    assert out.strip().count("\n") == 0
+
+
+def test_table_names_the_group_and_the_member_to_keep(capsys, monkeypatch, ideas_file: Path):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, _ = run_cli(capsys, ideas_file)
+    assert code == 0
+    for expected in ("label_smoothing_sweep", "label_smoothing_again", "cosine_annealing"):
+        assert expected in out
+    assert "keep" in out and "meaning" in out
+
+
+def test_against_reports_ideas_duplicating_another_file(capsys, tmp_path: Path):
+    existing = write_ideas(tmp_path / "seed_ideas.json", OWN_IDEAS[:5])
+    new = write_ideas(tmp_path / "new.json", [OWN_IDEAS[6], PARAPHRASE])
+    code, out, _ = run_cli(capsys, new, "--against", existing, "--json")
+    assert code == 0
+    matches = json.loads(out)["matches"]
+    assert [(m["i"], m["j"]) for m in matches] == [(1, 2)]
+
+
+@pytest.mark.parametrize("rows", [[], [OWN_IDEAS[0]]], ids=["empty", "one idea"])
+def test_empty_and_one_idea_files(capsys, tmp_path: Path, rows):
+    path = write_ideas(tmp_path / "ideas.json", rows)
+    code, out, _ = run_cli(capsys, path, "--json")
+    assert (code, json.loads(out)) == (0, {"clusters": []})
+    code, out, _ = run_cli(capsys, path)
+    assert code == 0 and "no duplicates" in out
+
+
+def test_unreadable_file_is_reported_like_validate(capsys, tmp_path: Path):
+    path = tmp_path / "broken.json"
+    path.write_text("[{not json", encoding="utf-8")
+    code, out, err = run_cli(capsys, path, "--json")
+    assert code == 2
+    assert str(path) in out and "Traceback" not in out + err
+    code, out, _ = run_cli(capsys, tmp_path / "missing.json")
+    assert code == 2 and "missing.json" in out
+
+
+def test_schema_errors_are_listed_with_entry_and_field(capsys, tmp_path: Path):
+    path = tmp_path / "ideas.json"
+    entries = [make_idea(*OWN_IDEAS[0]).to_entry(), {**make_idea(*OWN_IDEAS[1]).to_entry()}]
+    del entries[1]["Experiment"]
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    code, out, _ = run_cli(capsys, path, "--json")
+    assert code == 1
+    assert "entry 1" in out and "Experiment" in out and "mixup_augmentation" in out
+
+
+def test_threshold_outside_zero_and_one_is_refused(capsys, ideas_file: Path):
+    code, out, err = run_cli(capsys, ideas_file, "--threshold", "1.5")
+    assert code == 2 and out == "" and "--threshold" in err
+
+
+# the judge, against the loopback server
+
+
+def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
+    loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, store: Store
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
+    same_experiment = {"label_smoothing_sweep", "smoothed_targets"}
+
+    def answer(request):
+        names = {
+            line.split(": ", 1)[1]
+            for line in request.last_user_text.splitlines()
+            if line.startswith("Idea ")
+        }
+        verdict = "duplicate" if names == same_experiment else "related"
+        return Reply(json.dumps({"verdict": verdict, "reason": "decided by the change made"}))
+
+    loopback.responder = answer
+    judge = get_model(
+        "openai",
+        "gpt-judge",
+        store=store,
+        base_url=loopback.openai_url,
+        retry=RetryPolicy(
+            base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=5, total_timeout_s=10
+        ),
+    )
+    smoothed_targets = (  # the same experiment as label_smoothing_sweep, in other words
+        "smoothed_targets",
+        "Smoothed Targets for Calibration",
+        "Mix the one-hot label with a uniform distribution (epsilon 0.1) in the loss and "
+        "measure expected calibration error and test accuracy.",
+    )
+    confidence_penalty = (  # another change to the loss for calibration: related
+        "confidence_penalty",
+        "Confidence Penalty Regularization for Calibration",
+        "Add an entropy penalty on the softmax output to the loss and measure expected "
+        "calibration error and test accuracy against the baseline.",
+    )
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, smoothed_targets, confidence_penalty)]
+    assert find_duplicates(ideas, store).index_groups() == []
+    result = find_duplicates(ideas, store, judge=judge)
+    asked = loopback.requests_for("openai")
+    assert 0 < len(asked) == result.pairs_judged < result.pairs_scored
+    assert "distinct" in asked[0].system_text and "related" in asked[0].system_text
+    assert result.index_groups() == [[0, 8]]
+    assert store.get_judgment("dedup", judgment_key(ideas[0], ideas[8]), "gpt-judge") == {
+        "verdict": "duplicate",
+        "reason": "decided by the change made",
+    }
+    assert (
+        store.get_judgment("dedup", judgment_key(ideas[9], ideas[0]), "gpt-judge")["verdict"]
+        == "related"
+    )
+    again = find_duplicates(ideas, store, judge=judge)
+    assert len(loopback.requests_for("openai")) == len(asked)
+    assert again.index_groups() == result.index_groups()

@@ -1,0 +1,857 @@
+"""`ideagen review`: lint, literature clients, novelty, judge, tournament, the whole command.
+
+Models and literature services are real HTTP servers on 127.0.0.1 (tests/loopback.py and
+tests/literature_server.py); the model server answers through `ScriptedReviewer`, which
+reads each request the way a model would (which prompt, which idea) and answers in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ideagen.cli import main
+from ideagen.ideafile import load_ideas
+from ideagen.providers import get_model
+from ideagen.providers.common import RetryPolicy as ModelRetryPolicy
+from ideagen.review.judge import (
+    Judge,
+    bradley_terry,
+    default_rounds,
+    run_tournament,
+    swiss_pairings,
+)
+from ideagen.review.lint import lint_idea
+from ideagen.review.novelty import (
+    CorpusError,
+    LiteratureError,
+    NoveltyChecker,
+    OpenAlexClient,
+    RetryPolicy,
+    SemanticScholarClient,
+    load_corpus,
+    online_clients,
+)
+from ideagen.schema import Idea
+
+if TYPE_CHECKING:
+    from loopback import LoopbackServer, ReceivedRequest
+
+pytest_plugins = ["loopback", "literature_server"]
+
+FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_wait_s=0.05, timeout_s=5)
+
+
+def make_idea(name: str, title: str, experiment: str, ratings=(5, 5, 5), **extra) -> Idea:
+    entry = {
+        "Name": name,
+        "Title": title,
+        "Experiment": experiment,
+        "Interestingness": ratings[0],
+        "Feasibility": ratings[1],
+        "Novelty": ratings[2],
+        **extra,
+    }
+    return Idea.from_entry(entry)
+
+
+def idea_in(text: str) -> dict:
+    """The idea JSON the judge was shown inside a request."""
+    start = text.index("{")
+    data, _ = json.JSONDecoder().raw_decode(text[start:])
+    return data
+
+
+def quality(name: str) -> int:
+    """A stable per-idea score the scripted judge gives, 1-10."""
+    return zlib.crc32(name.encode()) % 10 + 1
+
+
+class ScriptedReviewer:
+    """Answers review requests as a model would, from what the request says.
+
+    judge: scores from `quality(Name)`; pairwise: prefers the higher quality (or always the
+    first idea shown, with `position_bias`); queries: the idea's title words; verdict:
+    `not_novel` naming paper `verdict_paper` when set and its title shares two words with
+    the idea's, else novel.
+    """
+
+    def __init__(self, position_bias: bool = False, verdict_paper: int | None = None):
+        self.position_bias = position_bias
+        self.verdict_paper = verdict_paper
+        self.seen: dict[str, list[ReceivedRequest]] = {}
+
+    def __call__(self, request: ReceivedRequest) -> str:
+        system, user = request.system_text, request.last_user_text
+        if "independent reviewer" in system:
+            kind, answer = "judge", self._judge(idea_in(user))
+        elif "You compare two research ideas" in system:
+            kind, answer = "pairwise", self._pairwise(user)
+        elif "Write search queries" in system:
+            title = re.search(r"Idea title: (.*)", user).group(1)
+            kind, answer = "queries", {"query": " ".join(title.split()[:3]), "other_query": None}
+        elif "has already been done" in system:
+            kind = "verdict"
+            if self.verdict_paper is None or not self._names_the_idea(user):
+                answer = {"reason": "nothing listed does it", "verdict": "novel", "paper": 0}
+            else:
+                answer = {"reason": "same", "verdict": "not_novel", "paper": self.verdict_paper}
+        else:
+            raise AssertionError(f"unexpected request: {system[:80]}")
+        self.seen.setdefault(kind, []).append(request)
+        return json.dumps(answer)
+
+    def _names_the_idea(self, prompt: str) -> bool:
+        """Whether paper `verdict_paper` shares two title words with the idea (a paper number
+        that is not listed is answered as it is, to test that case)."""
+        listed = re.search(rf"^\[{self.verdict_paper}\] (.*)$", prompt, re.MULTILINE)
+        if listed is None:
+            return True
+        idea_title = re.search(r"Idea title: (.*)", prompt).group(1)
+        shared = set(idea_title.lower().split()) & set(listed.group(1).lower().split())
+        return len(shared - {"for", "of", "the", "a", "on"}) >= 2
+
+    def _judge(self, idea: dict) -> dict:
+        score = quality(idea["Name"])
+        return {
+            "Interestingness": score,
+            "interestingness_rationale": f"interest of {idea['Name']}",
+            "Feasibility": 11 - score,
+            "feasibility_rationale": "fits the template",
+            "Novelty": max(1, score - 1),
+            "novelty_rationale": "some prior work",
+        }
+
+    def _pairwise(self, text: str) -> dict:
+        names = re.findall(r'"Name": "([a-z0-9_]+)"', text)
+        if self.position_bias:
+            return {"better": "A", "reason": "first"}
+        better = "A" if quality(names[0]) >= quality(names[1]) else "B"
+        return {"better": better, "reason": "higher quality"}
+
+
+@pytest.fixture
+def reviewer(loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedReviewer:
+    scripted = ScriptedReviewer()
+    loopback.responder = scripted
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    return scripted
+
+
+def loopback_model(store, loopback: LoopbackServer):
+    return get_model(
+        "openai",
+        "gpt-4o-mini",
+        store=store,
+        base_url=loopback.openai_url,
+        retry=ModelRetryPolicy(max_attempts=2, base_delay_s=0.01, total_timeout_s=20),
+    )
+
+
+# lint
+
+
+def test_lint_clean_fashionmnist_idea_has_no_flags():
+    idea = make_idea(
+        "label_smoothing",
+        "Label smoothing on Fashion-MNIST",
+        "Add label smoothing 0.1 to the loss in experiment.py and compare test accuracy "
+        "on FashionMNIST against the baseline over 5 seeds.",
+    )
+    assert lint_idea(idea) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "evidence"),
+    [
+        ("Repeat the study on CIFAR-10 as well.", "other_dataset", "CIFAR-10"),
+        ("Compare with plain MNIST digits.", "other_dataset", "MNIST"),
+        ("Pretrain on ImageNet first.", "imagenet", "ImageNet"),
+        ("Fine-tune a pre-trained ResNet-50.", "pretrained_weights", "pre-trained"),
+        ("Run a user study with 20 people.", "human_study", "user study"),
+        ("Train for 3 days on 8 GPUs.", "long_compute", "3 days"),
+        ("Train for 5000 epochs.", "long_compute", "5000 epochs"),
+        ("Add a --dropout flag to experiment.py.", "extra_arguments", "--dropout"),
+        (
+            "Expose the width as a command-line argument.",
+            "extra_arguments",
+            "command-line argument",
+        ),
+        ("Evaluate on an additional dataset of sketches.", "external_data", "additional dataset"),
+    ],
+)
+def test_lint_flags_what_the_template_cannot_do(text, kind, evidence):
+    idea = make_idea("x", "An idea", f"Modify the CNN. {text}")
+    flags = {flag.kind: flag for flag in lint_idea(idea)}
+    assert kind in flags, flags
+    assert flags[kind].evidence == evidence
+
+
+def test_lint_does_not_flag_the_template_dataset_or_gradient_clipping():
+    idea = make_idea(
+        "clip",
+        "Gradient clipping",
+        "Clip the gradients at norm 1.0 while training on Fashion MNIST; run with --out_dir.",
+    )
+    assert lint_idea(idea) == []
+
+
+def test_lint_accepts_data_the_template_code_generates():
+    idea = make_idea(
+        "compound_ops",
+        "Compound operations",
+        "Modify the AbstractDataset class to include new datasets for compound operations "
+        "such as (a+b)-c, generated in code like the existing ones.",
+    )
+    assert lint_idea(idea, template_dataset="modular arithmetic") == []
+
+
+def test_lint_uses_the_template_dataset_it_is_given():
+    idea = make_idea("x", "Augmentation on CIFAR-10", "Random crops on CIFAR10 vs FashionMNIST.")
+    assert [flag.kind for flag in lint_idea(idea, template_dataset="CIFAR-10")] == ["other_dataset"]
+    assert "FashionMNIST" in lint_idea(idea, template_dataset="CIFAR-10")[0].message
+    assert "CIFAR-10" in lint_idea(idea)[0].message
+
+
+def test_lint_on_the_real_corpus_flags_other_datasets(corpus_dir: Path):
+    ideas = load_ideas(corpus_dir / "templates__nanoGPT__ideas.json").ideas
+    flagged = [i for i in ideas if any(f.kind == "other_dataset" for f in lint_idea(i))]
+    assert flagged, "nanoGPT ideas name enwik8/text8, which the FashionMNIST template lacks"
+    assert all(re.search(r"enwik8|text8|shakespeare|squad", i.Experiment, re.I) for i in flagged)
+
+
+# literature clients
+
+
+def test_openalex_client_reads_the_real_shape_and_caches(literature_server, store):
+    literature_server.add_paper(
+        "Mixup regularization for fashion image classification",
+        "We study mixup on FashionMNIST and find better calibration.",
+        2020,
+    )
+    client = OpenAlexClient("openalex", literature_server.base_url, store, FAST_RETRY)
+    papers = client.search("mixup fashion")
+    assert [p.title for p in papers] == ["Mixup regularization for fashion image classification"]
+    assert papers[0].abstract == "We study mixup on FashionMNIST and find better calibration."
+    assert papers[0].year == 2020 and papers[0].url.startswith("https://doi.org/")
+    assert client.search("mixup fashion") == papers
+    assert literature_server.count("openalex") == 1, "the second search is served from the store"
+
+
+def test_semantic_scholar_client_sends_the_key_header(literature_server, store, monkeypatch):
+    monkeypatch.setenv("S2_API_KEY", "s2-secret")
+    literature_server.add_paper("Cutout for small CNNs", "Cutout regularization on FashionMNIST.")
+    s2 = online_clients(store, FAST_RETRY)[1]
+    assert isinstance(s2, SemanticScholarClient)
+    papers = s2.search("cutout")
+    assert papers[0].title == "Cutout for small CNNs"
+    assert papers[0].url.startswith("https://www.semanticscholar.org/paper/")
+    assert literature_server.requests[-1].headers.get("x-api-key") == "s2-secret"
+    assert literature_server.requests[-1].params["fields"] == "title,abstract,year,url"
+
+
+def test_zero_hits_is_an_empty_list_and_cached(literature_server, store):
+    client = OpenAlexClient("openalex", literature_server.base_url, store, FAST_RETRY)
+    assert client.search("nothing matches this") == []
+    assert client.search("nothing matches this") == []
+    assert literature_server.count("openalex") == 1
+
+
+def test_429_is_retried_with_backoff_then_succeeds(literature_server, store):
+    literature_server.add_paper("Dropout in CNNs", "dropout study")
+    literature_server.rate_limited = 2
+    literature_server.retry_after = "0.02"
+    waits: list[float] = []
+    retry = RetryPolicy(attempts=4, backoff_s=0.01, max_wait_s=1.0, sleep=waits.append)
+    client = OpenAlexClient("openalex", literature_server.base_url, store, retry)
+    assert [p.title for p in client.search("dropout")] == ["Dropout in CNNs"]
+    assert [r.status for r in literature_server.requests] == [429, 429, 200]
+    assert waits == [0.02, 0.02], "Retry-After is honoured when longer than the backoff"
+
+
+def test_429_storm_gives_up_after_capped_tries(literature_server, store):
+    literature_server.storm = True
+    literature_server.retry_after = "3600"
+    waits: list[float] = []
+    retry = RetryPolicy(attempts=4, backoff_s=0.5, max_wait_s=2.0, sleep=waits.append)
+    client = SemanticScholarClient("semantic_scholar", literature_server.base_url, store, retry)
+    with pytest.raises(LiteratureError, match="429 after 4 tries"):
+        client.search("anything")
+    assert literature_server.count("semantic_scholar") == 4
+    assert waits == [2.0, 2.0, 2.0], "an hour-long Retry-After is capped"
+    assert store.get_literature("semantic_scholar", "anything\n5") is None, "failures not cached"
+
+
+def test_unreachable_service_is_not_asked_again(store):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = OpenAlexClient("openalex", f"http://127.0.0.1:{port}", store, FAST_RETRY)
+    with pytest.raises(LiteratureError, match="unreachable"):
+        client.search("first")
+    with pytest.raises(LiteratureError, match="unreachable"):
+        client.search("second")
+
+
+# corpus files
+
+
+def test_corpus_jsonl_and_bibtex(tmp_path: Path):
+    jsonl = tmp_path / "papers.jsonl"
+    jsonl.write_text(
+        json.dumps({"title": "Mixup", "abstract": "Mixing images.", "year": 2018})
+        + "\n\n"
+        + json.dumps({"title": "Cutout", "doi": "10.1/abc"})
+        + "\n"
+    )
+    papers = load_corpus(jsonl)
+    assert [(p.title, p.abstract, p.year) for p in papers] == [
+        ("Mixup", "Mixing images.", 2018),
+        ("Cutout", "", None),
+    ]
+    assert papers[1].url == "https://doi.org/10.1/abc"
+    bib = tmp_path / "refs.bib"
+    bib.write_text(
+        "@article{zhang2018,\n  title = {{Mixup}: Beyond Empirical Risk Minimization},\n"
+        '  abstract = "We propose {mixup}, a simple learning principle.",\n  year = 2018,\n}\n'
+        "@comment{ignored}\n"
+        "@inproceedings{devries2017, title={Improved Regularization with {Cutout}}, "
+        "url={https://arxiv.org/abs/1708.04552}}\n"
+    )
+    papers = load_corpus(bib)
+    assert [p.title for p in papers] == [
+        "Mixup: Beyond Empirical Risk Minimization",
+        "Improved Regularization with Cutout",
+    ]
+    assert papers[0].abstract == "We propose mixup, a simple learning principle."
+    assert papers[0].year == 2018 and papers[1].url == "https://arxiv.org/abs/1708.04552"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"title": "ok"}\n{"title": \n', "line 2: invalid JSON"),
+        ('{"abstract": "no title"}\n', "line 1: title: missing"),
+        ("[1, 2]\n", "line 1: expected an object"),
+        ("@article{x, title={Unclosed\n", "entry at line 1: a field value is not closed"),
+    ],
+)
+def test_bad_corpus_names_file_and_line(tmp_path: Path, content: str, message: str):
+    path = tmp_path / ("bad.bib" if content.startswith("@") else "bad.jsonl")
+    path.write_text(content)
+    with pytest.raises(CorpusError, match=re.escape(message)) as error:
+        load_corpus(path)
+    assert str(path) in str(error.value)
+
+
+# online novelty with a model
+
+
+def test_novelty_zero_hits_is_unknown_never_novel(reviewer, loopback, literature_server, store):
+    checker = NoveltyChecker(loopback_model(store, loopback), online_clients(store, FAST_RETRY))
+    idea = make_idea("quiet", "Spectral dropout schedules", "Change dropout per frequency.")
+    result = checker.check(idea)
+    assert result.status == "unknown"
+    assert "zero hits" in result.reason
+    assert result.queries == ["Spectral dropout schedules"]
+    assert "verdict" not in reviewer.seen, "no verdict is asked for without papers"
+
+
+def test_novelty_not_novel_names_the_paper(reviewer, loopback, literature_server, store):
+    literature_server.add_paper(
+        "Label smoothing for clothing images",
+        "Label smoothing improves accuracy of small CNNs on clothing images.",
+        2019,
+    )
+    reviewer.verdict_paper = 1
+    checker = NoveltyChecker(loopback_model(store, loopback), online_clients(store, FAST_RETRY))
+    result = checker.check(make_idea("ls", "Label smoothing clothing", "Add label smoothing."))
+    assert result.status == "not_novel"
+    assert result.paper is not None and result.paper.title == "Label smoothing for clothing images"
+    assert result.paper.url
+    verdict_prompt = reviewer.seen["verdict"][0].last_user_text
+    assert "[1] Label smoothing for clothing images (2019)" in verdict_prompt
+
+
+def test_not_novel_without_a_listed_paper_stays_unknown(
+    reviewer,
+    loopback,
+    literature_server,
+    store,
+):
+    literature_server.add_paper("Label smoothing study", "label smoothing")
+    reviewer.verdict_paper = 7
+    checker = NoveltyChecker(loopback_model(store, loopback), online_clients(store, FAST_RETRY))
+    result = checker.check(make_idea("ls", "Label smoothing study", "Add label smoothing."))
+    assert result.status == "unknown" and result.paper is None
+
+
+def test_novelty_storm_is_unknown_with_the_reason(reviewer, loopback, literature_server, store):
+    literature_server.add_paper("Label smoothing study", "label smoothing")
+    literature_server.storm = True
+    checker = NoveltyChecker(loopback_model(store, loopback), online_clients(store, FAST_RETRY))
+    result = checker.check(make_idea("ls", "Label smoothing study", "Add label smoothing."))
+    assert result.status == "unknown"
+    assert "429" in result.reason
+    assert literature_server.count("openalex") == FAST_RETRY.attempts
+
+
+# judge and tournament
+
+
+def test_judge_sees_one_idea_without_its_ratings(reviewer, loopback, store):
+    judge = Judge(loopback_model(store, loopback), "Classify FashionMNIST with a small CNN.")
+    idea = make_idea("wide_cnn", "Wider CNN", "Double the channels.", (9, 9, 9), novel=True)
+    score = judge.score(idea)
+    assert score.Interestingness == quality("wide_cnn")
+    request = reviewer.seen["judge"][0]
+    assert [role for role, _ in request.messages] == ["user"], "a fresh context per idea"
+    assert idea_in(request.last_user_text) == {
+        "Name": "wide_cnn",
+        "Title": "Wider CNN",
+        "Experiment": "Double the channels.",
+    }
+    assert "Classify FashionMNIST with a small CNN." in request.system_text
+
+
+def test_swiss_pairings_never_repeat_a_pair():
+    points, seeds = [0.0] * 7, [float(i) for i in range(7)]
+    played: set[frozenset[int]] = set()
+    for _ in range(default_rounds(7)):
+        pairs = swiss_pairings(points, seeds, played)
+        players = [p for pair in pairs for p in pair]
+        assert len(players) == len(set(players)), "nobody plays twice in a round"
+        for first, second in pairs:
+            assert frozenset((first, second)) not in played
+            played.add(frozenset((first, second)))
+            points[max(first, second)] += 1
+    assert default_rounds(7) == 4 and default_rounds(2) == 1 and default_rounds(1) == 0
+
+
+def test_bradley_terry_orders_by_wins_and_stays_finite():
+    strengths = bradley_terry(3, [(0, 1), (0, 1), (0, 2), (1, 2), (1, 2), (0, 2)])
+    assert strengths[0] > strengths[1] > strengths[2] > 0
+    assert bradley_terry(2, [(0, 1), (1, 0)]) == pytest.approx([1.0, 1.0])
+
+
+def test_tournament_asks_both_orders_and_cancels_position_bias(reviewer, loopback, store):
+    ideas = [make_idea(f"idea_{n}", f"Idea {n}", f"Experiment {n}.") for n in range(6)]
+    reviewer.position_bias = True
+    judge = Judge(loopback_model(store, loopback))
+    tournament = run_tournament(judge, ideas, seeds=[0.0] * 6)
+    asked = {(c.shown_first, c.shown_second) for c in tournament.comparisons}
+    for first, second in asked:
+        assert (second, first) in asked, "every pair is asked in both orders"
+    assert tournament.strengths == pytest.approx([1.0] * 6), (
+        "a judge that always says A ranks no one"
+    )
+
+
+def test_tournament_recovers_the_judges_preference(reviewer, loopback, store):
+    ideas = [make_idea(f"idea_{n}", f"Idea {n}", f"Experiment {n}.") for n in range(8)]
+    judge = Judge(loopback_model(store, loopback))
+    tournament = run_tournament(judge, ideas, seeds=[0.0] * 8)
+    best = max(range(8), key=lambda i: tournament.strengths[i])
+    worst = min(range(8), key=lambda i: tournament.strengths[i])
+    assert quality(ideas[best].Name) == max(quality(i.Name) for i in ideas)
+    assert quality(ideas[worst].Name) < quality(ideas[best].Name)
+    assert (
+        len(reviewer.seen["pairwise"])
+        == len(tournament.comparisons)
+        == 2 * sum(len(r) for r in tournament.rounds)
+    )
+
+
+# offline novelty with the real embeddings
+
+
+def test_offline_novelty_searches_the_corpus_with_embeddings(reviewer, loopback, store, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "\n".join(
+            json.dumps(entry)
+            for entry in [
+                {
+                    "title": "Label smoothing for small CNNs on clothing images",
+                    "abstract": "We add label smoothing to a CNN trained on FashionMNIST.",
+                    "url": "https://example.org/label-smoothing",
+                },
+                {"title": "Protein structure prediction", "abstract": "Folding with attention."},
+                {"title": "Galaxy morphology surveys", "abstract": "Telescopes and galaxies."},
+            ]
+        )
+    )
+    from ideagen.review.novelty import CorpusIndex
+
+    reviewer.verdict_paper = 1
+    checker = NoveltyChecker(
+        loopback_model(store, loopback), corpus=CorpusIndex.build(load_corpus(corpus), store)
+    )
+    close = checker.check(
+        make_idea(
+            "smooth",
+            "Label smoothing on FashionMNIST",
+            "Add label smoothing of 0.1 to the cross-entropy loss of the FashionMNIST CNN.",
+        )
+    )
+    assert close.status == "not_novel" and close.mode == "offline"
+    assert close.paper.title == "Label smoothing for small CNNs on clothing images"
+    shown = reviewer.seen["verdict"][0].last_user_text
+    assert "Protein structure prediction" not in shown, "only close entries reach the model"
+    far = checker.check(
+        make_idea("bird", "Birdsong tempo", "Measure the tempo of recorded birdsong in spring.")
+    )
+    assert far.status == "unknown" and "nothing close" in far.reason
+    assert len(reviewer.seen["verdict"]) == 1
+
+
+# the whole command
+
+
+IDEAS = [
+    {
+        "Name": "label_smoothing",
+        "Title": "Label smoothing for clothing classification",
+        "Experiment": "Add label smoothing of 0.1 to the cross-entropy loss and compare test "
+        "accuracy with the baseline over 3 seeds.",
+        "Interestingness": 5,
+        "Feasibility": 9,
+        "Novelty": 3,
+    },
+    {
+        "Name": "imagenet_pretraining",
+        "Title": "ImageNet pretraining for FashionMNIST",
+        "Experiment": "Initialise the CNN from a pretrained ResNet-50 trained on ImageNet and "
+        "fine-tune it on FashionMNIST.",
+        "Interestingness": 7,
+        "Feasibility": 6,
+        "Novelty": 6,
+    },
+    {
+        "Name": "cosine_warmup",
+        "Title": "Cosine schedule with warmup",
+        "Experiment": "Replace the step learning-rate schedule with a linear warmup for one "
+        "epoch followed by cosine decay, and compare the test accuracy with the baseline.",
+        "Interestingness": 6,
+        "Feasibility": 9,
+        "Novelty": 4,
+        "novel": True,
+    },
+    {
+        "Name": "cosine_schedule_warmup",
+        "Title": "Cosine learning rate schedule with warmup",
+        "Experiment": "Replace the step learning-rate schedule with a linear warmup for the first "
+        "epoch, then cosine decay; compare test accuracy against the baseline.",
+        "Interestingness": 6,
+        "Feasibility": 8,
+        "Novelty": 4,
+    },
+    {
+        "Name": "mixup_curriculum",
+        "Title": "Mixup strength curriculum",
+        "Experiment": "Increase the mixup alpha linearly during training and measure test "
+        "accuracy and calibration error against the baseline.",
+        "Interestingness": 8,
+        "Feasibility": 8,
+        "Novelty": 7,
+        "novel": False,
+    },
+]
+
+
+@pytest.fixture
+def ideas_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps(IDEAS, indent=4))
+    return path
+
+
+def run_review(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["review", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_review_end_to_end_online(
+    reviewer,
+    loopback,
+    literature_server,
+    ideas_file,
+    tmp_path,
+    capsys,
+    store,
+):
+    literature_server.add_paper(
+        "Label smoothing for clothing images", "Label smoothing on clothing images.", 2019
+    )
+    reviewer.verdict_paper = 1
+    out, report = tmp_path / "reviewed.json", tmp_path / "report.html"
+    code, stdout, stderr = run_review(
+        capsys,
+        str(ideas_file),
+        "--out",
+        str(out),
+        "--report",
+        str(report),
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--novelty",
+        "online",
+    )
+    assert code == 0, stderr
+    loaded = load_ideas(out)
+    assert loaded.errors == []
+    names = [idea.Name for idea in loaded.ideas]
+    assert len(names) == 4, "the two cosine-warmup ideas were merged into one"
+    kept = next(n for n in names if n.startswith("cosine_"))
+    merged_into = next(i for i in loaded.ideas if i.Name == kept).model_extra["review"]["merged"]
+    assert merged_into and merged_into[0].startswith("cosine_") and merged_into[0] != kept
+
+    def judge_mean(name: str) -> tuple[float, int]:
+        score = quality(name)
+        return (score + 11 - score + max(1, score - 1)) / 3, -names_in_file.index(name)
+
+    names_in_file = [entry["Name"] for entry in IDEAS]
+    assert kept == max(["cosine_warmup", "cosine_schedule_warmup"], key=judge_mean), (
+        "the group keeps the member the judge scored best"
+    )
+    for idea in loaded.ideas:
+        assert isinstance(idea.novel, bool), "novel is set on every idea"
+        original = next(entry for entry in IDEAS if entry["Name"] == idea.Name)
+        assert idea.model_extra["original_ratings"] == {
+            field: original[field] for field in ("Interestingness", "Feasibility", "Novelty")
+        }
+        assert idea.Interestingness == quality(idea.Name), "the judge's score is written"
+        assert idea.Feasibility == 11 - quality(idea.Name)
+    # ready ideas first, the lint-flagged one next, the published one last
+    assert names[-1] == "label_smoothing"
+    assert names[-2] == "imagenet_pretraining"
+    last = loaded.ideas[-1]
+    assert last.novel is False
+    assert (
+        last.model_extra["review"]["novelty"]["paper"]
+        == "Label smoothing for clothing images (2019)"
+    )
+    ready = loaded.ideas[:2]
+    assert [i.novel for i in ready] == [True, True], "unknown novelty becomes novel by default"
+    means = [(i.Interestingness + i.Feasibility + i.Novelty) / 3 for i in ready]
+    assert means == sorted(means, reverse=True)
+    mixup = next(i for i in loaded.ideas if i.Name == "mixup_curriculum")
+    assert mixup.novel is True and mixup.model_extra["original_novel"] is False
+    flags = next(i for i in loaded.ideas if i.Name == "imagenet_pretraining").model_extra["review"]
+    assert {"imagenet: ImageNet", "pretrained_weights: pretrained"} <= set(flags["lint"])
+    html = report.read_text()
+    assert "Label smoothing for clothing images" in html and "https://doi.org/10.5555/" in html
+    assert "Low-confidence" not in html
+    for name in names:
+        assert name in stdout, "the table on screen lists every idea"
+    spend = store.spend()
+    assert "model calls" in stderr
+    assert (
+        literature_server.count("openalex") > 0 and literature_server.count("semantic_scholar") > 0
+    )
+    del spend
+
+
+def test_unknown_as_not_novel_and_novelty_off(reviewer, loopback, ideas_file, tmp_path, capsys):
+    out = tmp_path / "reviewed.json"
+    code, _, stderr = run_review(
+        capsys,
+        str(ideas_file),
+        "--out",
+        str(out),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--provider",
+        "openai",
+        "--novelty",
+        "off",
+        "--unknown-as",
+        "not-novel",
+    )
+    assert code == 0, stderr
+    ideas = load_ideas(out).ideas
+    assert [idea.novel for idea in ideas] == [False] * len(ideas)
+    assert all(i.model_extra["review"]["novelty"]["status"] == "unknown" for i in ideas)
+    assert "verdict" not in reviewer.seen and "queries" not in reviewer.seen
+
+
+def test_rank_orders_by_the_tournament(reviewer, loopback, ideas_file, tmp_path, capsys):
+    out = tmp_path / "reviewed.json"
+    code, stdout, stderr = run_review(
+        capsys,
+        str(ideas_file),
+        "--out",
+        str(out),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--provider",
+        "openai",
+        "--novelty",
+        "off",
+        "--rank",
+    )
+    assert code == 0, stderr
+    ideas = load_ideas(out).ideas
+    scores = [idea.model_extra["review"]["rank_score"] for idea in ideas]
+    ready = [s for s, i in zip(scores, ideas, strict=True) if not i.model_extra["review"]["lint"]]
+    assert ready == sorted(ready, reverse=True)
+    assert len(reviewer.seen["pairwise"]) % 2 == 0 and reviewer.seen["pairwise"]
+    assert "Rank" in stdout
+
+
+def test_invalid_file_stops_with_the_validate_messages(reviewer, loopback, tmp_path, capsys):
+    bad = [dict(IDEAS[0]), dict(IDEAS[1], Feasibility="high"), dict(IDEAS[2], Name="Bad Name")]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert main(["validate", str(path)]) == 1
+    validate_lines = capsys.readouterr().out.splitlines()
+    out = tmp_path / "reviewed.json"
+    code, stdout, _ = run_review(capsys, str(path), "--out", str(out), "--provider", "openai")
+    assert code == 1
+    assert stdout.splitlines()[: len(validate_lines)] == validate_lines
+    assert "entry 1 (imagenet_pretraining): Feasibility" in stdout
+    assert not out.exists() and not (tmp_path / "bad.review.html").exists()
+    assert loopback.requests == [], "no model call before the input is valid"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "invalid JSON at line 1"), ('{"a": 1}', "expected a list of ideas")],
+)
+def test_unreadable_file_exits_2(reviewer, tmp_path, capsys, content, message):
+    path = tmp_path / "ideas.json"
+    path.write_text(content)
+    code, stdout, _ = run_review(capsys, str(path), "--provider", "openai")
+    assert code == 2 and message in stdout and str(path) in stdout
+    assert list(tmp_path.iterdir()) == [path], "nothing written"
+
+
+def test_bad_corpus_is_reported_before_any_model_call(
+    reviewer, loopback, ideas_file, tmp_path, capsys
+):
+    corpus = tmp_path / "papers.jsonl"
+    corpus.write_text('{"title": "fine"}\n{"abstract": "no title"}\n')
+    code, stdout, _ = run_review(
+        capsys, str(ideas_file), "--corpus", str(corpus), "--provider", "openai"
+    )
+    assert code == 2
+    assert f"{corpus}: line 2: title: missing" in stdout
+    assert loopback.requests == []
+    code, stdout, _ = run_review(capsys, str(ideas_file), "--novelty", "offline")
+    assert code == 2 and "--novelty offline needs --corpus" in stdout
+
+
+def test_review_of_a_real_corpus_file(reviewer, loopback, corpus_dir, tmp_path, capsys):
+    source = corpus_dir / "templates__grokking__ideas.json"
+    out = tmp_path / "grokking.reviewed.json"
+    code, stdout, stderr = run_review(
+        capsys,
+        str(source),
+        "--out",
+        str(out),
+        "--report",
+        str(tmp_path / "grokking.html"),
+        "--provider",
+        "openai",
+        "--novelty",
+        "off",
+        "--limit",
+        "12",
+    )
+    assert code == 0, stderr
+    originals = {idea.Name: idea for idea in load_ideas(source).ideas[:12]}
+    reviewed = load_ideas(out)
+    assert reviewed.errors == [] and 0 < len(reviewed.ideas) <= 12
+    merged = sum(len(i.model_extra["review"].get("merged", [])) for i in reviewed.ideas)
+    assert len(reviewed.ideas) + merged == 12
+    for idea in reviewed.ideas:
+        assert idea.Name in originals and isinstance(idea.novel, bool)
+        assert idea.Experiment == originals[idea.Name].Experiment
+        assert idea.model_extra["original_novel"] == originals[idea.Name].novel
+    assert "only the first 12 of 51 ideas reviewed" in stderr
+
+
+def test_unreachable_services_stop_query_writing(reviewer, loopback, store):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clients = [
+        OpenAlexClient("openalex", f"http://127.0.0.1:{port}", store, FAST_RETRY),
+        SemanticScholarClient("semantic_scholar", f"http://127.0.0.1:{port}", store, FAST_RETRY),
+    ]
+    checker = NoveltyChecker(loopback_model(store, loopback), clients)
+    first = checker.check(make_idea("a", "Idea a", "Do a."))
+    second = checker.check(make_idea("b", "Idea b", "Do b."))
+    assert first.status == second.status == "unknown"
+    assert "unreachable" in first.reason and "unreachable" in second.reason
+    assert len(reviewer.seen["queries"]) == 1, "no queries are written once nothing answers"
+
+
+@pytest.mark.slow
+def test_offline_review_with_the_local_model(tmp_path, capsys, monkeypatch):
+    """No key, no network: the judge is the embedded model and the report says so."""
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps(IDEAS[:1], indent=4))
+    out, report = tmp_path / "reviewed.json", tmp_path / "report.html"
+    code, stdout, stderr = run_review(
+        capsys, str(path), "--out", str(out), "--report", str(report), "--novelty", "off"
+    )
+    assert code == 0, stderr
+    assert "local SmolLM2-135M-Instruct" in stderr
+    (idea,) = load_ideas(out).ideas
+    assert isinstance(idea.novel, bool)
+    rationales = idea.model_extra["review"].get("rationales")
+    if rationales is not None:
+        assert all(text.strip() for text in rationales.values()), "the model wrote each reason"
+        assert idea.model_extra["original_ratings"]["Interestingness"] == 5
+    assert 'id="low-confidence"' in report.read_text()
+    assert "low-confidence" in stdout
+
+
+def test_warnings_cover_only_the_reviewed_entries(reviewer, loopback, tmp_path, capsys):
+    entries = [dict(IDEAS[0]), dict(IDEAS[4]), dict(IDEAS[1]), dict(IDEAS[1])]
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps(entries))
+    common = ["--provider", "openai", "--novelty", "off", "--out", str(tmp_path / "o.json")]
+    code, _, stderr = run_review(capsys, str(path), *common, "--limit", "2")
+    assert code == 0 and "duplicate Name" not in stderr
+    code, _, stderr = run_review(capsys, str(path), *common)
+    said = " ".join(stderr.split())
+    assert code == 0
+    assert f"warning: {path}: entry 3 (imagenet_pretraining): Name: duplicate Name" in said
+    assert "warning: warning:" not in said
+
+
+def test_review_offline_with_a_bibtex_corpus(reviewer, loopback, ideas_file, tmp_path, capsys):
+    corpus = tmp_path / "refs.bib"
+    corpus.write_text(
+        "@article{smooth2019,\n  title = {Label Smoothing for Clothing Classification},\n"
+        "  abstract = {Adding label smoothing of 0.1 to the cross-entropy loss of a small CNN "
+        "improves test accuracy on clothing images.},\n  year = 2019,\n"
+        "  doi = {10.5555/smooth}\n}\n"
+    )
+    reviewer.verdict_paper = 1
+    out = tmp_path / "reviewed.json"
+    code, _, stderr = run_review(
+        capsys, str(ideas_file), "--out", str(out), "--corpus", str(corpus), "--provider", "openai"
+    )
+    assert code == 0, stderr
+    ideas = load_ideas(out).ideas
+    smooth = next(i for i in ideas if i.Name == "label_smoothing")
+    assert smooth.novel is False and ideas[-1] is smooth
+    assert smooth.model_extra["review"]["novelty"]["url"] == "https://doi.org/10.5555/smooth"
+    others = [i for i in ideas if i is not smooth]
+    assert all(i.model_extra["review"]["novelty"]["status"] != "not_novel" for i in others)
+    assert all(i.novel is True for i in others)
+    assert "queries" not in reviewer.seen, "offline novelty writes no web queries"
