@@ -6,8 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ideagen-installed
-APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-latex-extra \
-                texlive-fonts-recommended texlive-bibtex-extra chromium
+APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended chromium
 
 .PHONY: setup system-deps data demo test test-slow lint clean
 
