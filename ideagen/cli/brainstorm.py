@@ -19,42 +19,11 @@ from ideagen.brainstorm import (
     BrainstormEvent,
     BrainstormResult,
 )
-from ideagen.cli._common import open_store
-from ideagen.providers import get_model
-from ideagen.providers.base import LanguageModel, ModelError
-from ideagen.store import Store
+from ideagen.cli._common import add_model_options, model_from_args, open_store
+from ideagen.providers.base import ModelError
 from ideagen.template_context import TemplateError, bundled_template_dir, load_template
 
 DEFAULT_OUT = Path("seed_ideas.json")
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--provider, --model, --base-url, --no-cache (shared with `chat`)."""
-    group = parser.add_argument_group("model")
-    group.add_argument(
-        "--provider",
-        choices=["auto", "anthropic", "openai", "local"],
-        default="auto",
-        help="auto: anthropic if ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is "
-        "set, else the embedded local model (default auto)",
-    )
-    group.add_argument("--model", help="model name (default: the provider's default)")
-    group.add_argument("--base-url", help="API base URL (an OpenAI-compatible server...)")
-    group.add_argument("--no-cache", action="store_true", help="bypass the response cache")
-
-
-def model_from_args(
-    args: argparse.Namespace, store: Store, run_id: str, console: Console
-) -> LanguageModel:
-    return get_model(
-        args.provider,
-        args.model,
-        store=store,
-        base_url=args.base_url,
-        no_cache=args.no_cache,
-        run_id=run_id,
-        console=console,
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,8 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ideagen.chat import ChatRepl, ChatSession
-from ideagen.cli._common import open_store
-from ideagen.cli.brainstorm import add_model_options, model_from_args
+from ideagen.cli._common import add_model_options, model_from_args, open_store
 from ideagen.providers.base import ModelError
 from ideagen.template_context import TemplateError, bundled_template_dir, load_template
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ideagen.cli._common import open_store
+from ideagen.cli._common import add_model_options, model_from_args, open_store
 from ideagen.dedup import (
     DEFAULT_THRESHOLD,
     DedupResult,
@@ -20,7 +20,7 @@ from ideagen.dedup import (
 )
 from ideagen.embeddings import EmbeddingModelMissing
 from ideagen.ideafile import IdeaFile, IdeaFileError, load_ideas
-from ideagen.providers import PROVIDERS, LanguageModel, ModelError, get_model
+from ideagen.providers import LanguageModel, ModelError
 from ideagen.schema import Idea
 from ideagen.store import Store
 
@@ -56,9 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="ask a model about the pairs near the threshold (answers are kept in the store)",
     )
-    parser.add_argument("--provider", choices=PROVIDERS, default="auto")
-    parser.add_argument("--model", help="model name for the provider")
-    parser.add_argument("--base-url", help="an OpenAI-compatible (or Anthropic) server address")
+    add_model_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -107,9 +105,7 @@ def _load(path: Path) -> IdeaFile | int:
 
 
 def _judge(args: argparse.Namespace, store: Store, errors: Console) -> LanguageModel | None:
-    model = get_model(
-        args.provider, args.model, store=store, base_url=args.base_url, console=errors
-    )
+    model = model_from_args(args, store, None, errors)
     if model.weak:
         errors.print(
             f"[yellow]warning:[/] {model.provider}/{model.model} is too small to judge "

@@ -11,9 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ideagen.cli._common import open_store
+from ideagen.cli._common import add_model_options, model_from_args, open_store
 from ideagen.ideafile import atomic_write_text, save_ideas
-from ideagen.providers import PROVIDERS, ModelError, get_model
+from ideagen.providers import ModelError
 from ideagen.review.pipeline import ReviewInputError, ReviewOptions, load_for_review, review_file
 from ideagen.review.report import render_report, summary_table
 from ideagen.template_context import TemplateError, load_template
@@ -42,12 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.html",
         help="where to write the HTML report (default: FILE + .review.html)",
     )
-    parser.add_argument("--provider", choices=PROVIDERS, default="auto")
-    parser.add_argument("--model", metavar="M", help="model name for the provider")
-    parser.add_argument(
-        "--base-url", metavar="URL", help="an OpenAI-compatible (or Anthropic) server address"
-    )
-    parser.add_argument("--no-cache", action="store_true", help="ask the model again")
+    add_model_options(parser)
     parser.add_argument(
         "--novelty",
         choices=("online", "offline", "off"),
@@ -118,15 +113,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex
     store = open_store(args)
     try:
-        model = get_model(
-            args.provider,
-            args.model,
-            store=store,
-            base_url=args.base_url,
-            no_cache=args.no_cache,
-            run_id=run_id,
-            console=console,
-        )
+        model = model_from_args(args, store, run_id, console)
         with ProgressBars(console) as progress:
             result = review_file(args.file, model, store, options, run_id=run_id, progress=progress)
     except ReviewInputError as exc:
