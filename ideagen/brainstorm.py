@@ -36,7 +36,7 @@ from ideagen.ideafile import (
     slugify,
     unique_name,
 )
-from ideagen.providers.base import LanguageModel, Message, ModelError
+from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
 from ideagen.review.lint import KNOWN_DATASETS, lint_idea
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary, Store
@@ -347,7 +347,13 @@ class Brainstorm:
         for attempt in range(1, MAX_DRAFTS_PER_IDEA + 1):
             if self._state.stop.is_set():
                 return None
-            drafted = self._draft_and_refine(model, slot, feedback)
+            try:
+                drafted = self._draft_and_refine(model, slot, feedback)
+            except InvalidReply as error:
+                # A reply that stayed invalid after repair is one bad draft, not a broken
+                # connection: draft again (small local models need this now and then).
+                self.report(BrainstormEvent(slot, "rejected", 0, str(error)))
+                continue
             if drafted is None:
                 return None
             idea, rounds_used = drafted

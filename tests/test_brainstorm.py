@@ -429,6 +429,27 @@ def test_a_fatal_error_stops_the_run_and_a_rerun_continues(
     assert len(names) == 5 == len(set(names))
 
 
+def test_a_reply_that_stays_invalid_is_redrafted_not_fatal(
+    server, provider, store, template, tmp_path
+):
+    out = tmp_path / "seed_ideas.json"
+    writer = IdeaWriter(done_after=1)
+    invalid_replies = {"left": 3}  # the first draft and both of its repairs
+
+    def broken_first_draft(request: ReceivedRequest):
+        first_user = next(text for role, text in request.messages if role == "user")
+        if DRAFT_MARK in first_user and invalid_replies["left"]:
+            invalid_replies["left"] -= 1
+            return Reply(json.dumps({"Name": "no_ratings", "Title": "Missing fields"}))
+        return writer(request)
+
+    server.responder = broken_first_draft
+    result = run_brainstorm(store, template, out, provider, count=2, concurrency=1)
+    assert result.error is None and result.complete
+    assert invalid_replies["left"] == 0
+    assert len(names_in(out)) == 2 and "no_ratings" not in names_in(out)
+
+
 def test_a_killed_run_resumes_where_it_stopped(server, monkeypatch, template, tmp_path):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-brainstorm")

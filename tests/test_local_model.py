@@ -114,3 +114,13 @@ def test_converted_model_is_kept_and_gives_the_same_replies(tmp_path, monkeypatc
     assert runs[0]["answer"] == runs[1]["answer"]
     assert (converted_dir(find_gguf()) / "config.json").is_file()
     assert runs[1]["load"] < runs[0]["load"]
+
+
+class ShortTitle(BaseModel):
+    Title: str = Field(min_length=1, max_length=24, description="a title for the idea")
+
+
+def test_string_length_limits_hold_by_construction(store):
+    model = get_model("local", store=store)
+    reply = model.structured(ASK, ShortTitle, temperature=0.7)
+    assert 1 <= len(reply.Title) <= 24

@@ -14,7 +14,7 @@ import os
 
 from rich.console import Console
 
-from ideagen.providers.base import LanguageModel, Message, ModelError, Reply, Usage
+from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
 from ideagen.providers.common import RetryPolicy
 from ideagen.store import Store
 
@@ -22,6 +22,7 @@ PROVIDERS = ("auto", "anthropic", "openai", "local")
 
 __all__ = [
     "PROVIDERS",
+    "InvalidReply",
     "LanguageModel",
     "Message",
     "ModelError",

@@ -42,6 +42,13 @@ class ModelError(Exception):
     """
 
 
+class InvalidReply(ModelError):
+    """The model answered, but not with a valid instance of the schema, even after repair.
+
+    A weakness of that one reply, not of the connection: callers may ask again.
+    """
+
+
 class LanguageModel(ABC):
     provider: str
     model: str

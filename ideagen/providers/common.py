@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 import ideagen
 from ideagen import pricing
-from ideagen.providers.base import LanguageModel, Message, ModelError, Reply, Usage
+from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
 from ideagen.store import CallRecord, Store
 
 T = TypeVar("T", bound=BaseModel)
@@ -287,7 +287,7 @@ class RecordedModel(LanguageModel):
             if key:
                 self.store.put_response(key, value.model_dump_json())
             return value
-        raise ModelError(
+        raise InvalidReply(
             f"{self.provider} {self.model}: no valid {schema.__name__} after "
             f"{MAX_REPAIRS + 1} tries; the last reply: {last_problem}"
         )

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from platformdirs import user_cache_dir
 from pydantic import BaseModel, ValidationError
 
-from ideagen.providers.base import Message, ModelError, Reply, Usage
+from ideagen.providers.base import InvalidReply, Message, ModelError, Reply, Usage
 from ideagen.providers.common import (
     STOP_END,
     STOP_MAX_TOKENS,
@@ -296,6 +296,7 @@ class FieldPlan:
     choices: dict[str, Any] | None = None  # spelling -> value; None for free text
     pattern: str | None = None
     max_tokens: int = TEXT_FIELD_TOKENS
+    max_length: int | None = None
 
 
 def plan_fields(schema: type[BaseModel]) -> list[FieldPlan]:
@@ -351,7 +352,9 @@ def _plan(schema_name: str, name: str, spec: dict[str, Any]) -> FieldPlan:
         hint = description or (
             "a short lowercase identifier" if pattern else "one line of plain text"
         )
-        return FieldPlan(name, hint, pattern=pattern, max_tokens=limit)
+        return FieldPlan(
+            name, hint, pattern=pattern, max_tokens=limit, max_length=spec.get("maxLength")
+        )
     raise ModelError(
         f"the local model cannot fill field {schema_name}.{name} "
         f"(type {kind or 'compound'}); use --provider anthropic or openai"
@@ -368,6 +371,15 @@ def as_identifier(text: str) -> str:
             break
         identifier = candidate
     return identifier
+
+
+def shorten_to(value: str, limit: int) -> str:
+    """The model's words up to `limit` characters, cut at a word boundary (a token budget
+    does not bound characters exactly)."""
+    if len(value) <= limit:
+        return value
+    shortened = value[: limit + 1].rsplit(" ", 1)[0] if " " in value[:limit] else value[:limit]
+    return shortened[:limit].rstrip(" ,;:-")
 
 
 def clean_text(text: str, label: str, cut: bool) -> str:
@@ -459,7 +471,7 @@ class LocalModel(RecordedModel):
             value = schema.model_validate(values)
         except (ModelError, ValidationError) as error:
             self.record("invalid_reply", Usage(), time.monotonic() - started, purpose)
-            raise ModelError(
+            raise InvalidReply(
                 f"local {MODEL_NAME}: could not produce a valid {schema.__name__}: "
                 + (str(error) if isinstance(error, ModelError) else _first_error(error))
             ) from None
@@ -480,6 +492,8 @@ class LocalModel(RecordedModel):
             if not line_ended:
                 decoder.feed_text("\n")
             value = clean_text(text, plan.name, cut)
+            if plan.max_length is not None:
+                value = shorten_to(value, plan.max_length)
             if plan.pattern and not re.fullmatch(plan.pattern, value):
                 value = as_identifier(value)
             usable = value and (not plan.pattern or re.fullmatch(plan.pattern, value))
