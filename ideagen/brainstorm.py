@@ -256,7 +256,6 @@ class Brainstorm:
         self._context = f"{role}\n\n{template.cached_prefix()}"
         self._cache_primed = threading.Event()
         self._state = _RunState()
-        self._slots = 0
         try:
             self.earlier = (
                 [] if fresh else earlier_ideas(store, self.out, self.topic, template.name)[:count]
@@ -285,7 +284,6 @@ class Brainstorm:
 
     def _draft_concurrently(self, missing: int, result: BrainstormResult) -> None:
         state = self._state
-        self._slots = missing
         workers = min(self.concurrency, missing)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="brainstorm")
         futures: list[Future] = [
@@ -320,12 +318,7 @@ class Brainstorm:
 
     def spend(self) -> SpendSummary:
         """What the run's calls cost so far, over all its idea slots."""
-        return sum_spend([self.store.spend(run_id) for run_id in self._slot_run_ids()])
-
-    def _slot_run_ids(self) -> list[str]:
-        return [self.run_id] + [
-            slot_run_id(self.run_id, slot) for slot in range(1, self._slots + 1)
-        ]
+        return self.store.spend(self.run_id)
 
     def _slot_model(self, slot: int) -> LanguageModel:
         """The run's model, recording its calls under the slot's own run id, so that each
@@ -495,13 +488,8 @@ def _preload_embedding_model() -> None:
 
 
 def slot_run_id(run_id: str, slot: int) -> str:
+    """A sub-run of `run_id` in the store's sense, so `store.spend(run_id)` includes it."""
     return f"{run_id}/{slot}"
-
-
-def sum_spend(summaries: list[SpendSummary]) -> SpendSummary:
-    return SpendSummary(
-        *(sum(getattr(s, name) for s in summaries) for name in SpendSummary.__dataclass_fields__)
-    )
 
 
 def draft_fields(idea: Idea) -> dict:

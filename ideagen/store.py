@@ -284,7 +284,8 @@ class Store:
             )
 
     def spend(self, run_id: str | None = None) -> SpendSummary:
-        """Totals of the recorded calls, for one run or for everything."""
+        """Totals of the recorded calls, for one run (with its sub-runs, named `RUN/...`)
+        or for everything."""
         query = (
             "SELECT COUNT(*), COALESCE(SUM(status != 'ok'), 0), COALESCE(SUM(tokens_in), 0),"
             " COALESCE(SUM(tokens_out), 0), COALESCE(SUM(cache_write_tokens), 0),"
@@ -293,8 +294,8 @@ class Store:
         )
         params: tuple[Any, ...] = ()
         if run_id is not None:
-            query += " WHERE run_id = ?"
-            params = (run_id,)
+            query += " WHERE run_id = ? OR substr(run_id, 1, ?) = ?"
+            params = (run_id, len(run_id) + 1, run_id + "/")
         return SpendSummary(*self._conn.execute(query, params).fetchone())
 
     # caches

@@ -70,15 +70,17 @@ def test_ideas_keep_provenance_and_spend_sums_calls(store: Store) -> None:
     assert stored[0].source_file == "a.json" and stored[0].model == "m"
     store.record_call(CallRecord("anthropic", "m", "ok", 100, 20, 0, 80, 1.5, 0.01, run_id="r"))
     store.record_call(CallRecord("anthropic", "m", "error", 100, 0, run_id="r"))
-    store.record_call(CallRecord("openai", "m", "ok", 5, 5, run_id="other"))
+    store.record_call(CallRecord("openai", "m", "ok", 5, 5, run_id="r/2"))
+    store.record_call(CallRecord("openai", "m", "ok", 7, 7, run_id="rx"))
     spend = store.spend("r")
     assert (spend.calls, spend.failed_calls, spend.tokens_in, spend.cache_read_tokens) == (
-        2,
+        3,
         1,
-        200,
+        205,
         80,
     )
-    assert store.spend().calls == 3
+    assert store.spend("r/2").tokens_in == 5
+    assert store.spend().calls == 4
 
 
 def test_caches_round_trip(store: Store) -> None:
