@@ -67,16 +67,7 @@ def load_ideas(path: str | Path, missing_ok: bool = False) -> IdeaFile:
     label = str(path)
     if missing_ok and not path.exists():
         return IdeaFile(path, [], [], [])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IdeaFileError(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise IdeaFileError(f"{label}: is a folder, expected a JSON file") from None
-    except UnicodeDecodeError as exc:
-        raise IdeaFileError(f"{label}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise IdeaFileError(f"{label}: cannot read: {exc.strerror}") from None
+    text = read_user_text(path, "a JSON file", IdeaFileError)
     if not text.strip():
         raise IdeaFileError(f"{label}: the file is empty, expected a JSON list of ideas")
     try:
@@ -91,6 +82,21 @@ def load_ideas(path: str | Path, missing_ok: bool = False) -> IdeaFile:
 
     ideas, problems = parse_entries(label, data)
     return IdeaFile(path, ideas, data, problems, detect_style(text, data), text)
+
+
+def read_user_text(path: Path, expected: str, error: type[Exception]) -> str:
+    """A file the user named, as UTF-8 text; any reason it cannot be read becomes `error`
+    with a one-line message naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected {expected}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def parse_entries(label: str, entries: list[Any]) -> tuple[list[Idea], list[Problem]]:

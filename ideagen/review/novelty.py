@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
+from ideagen.ideafile import read_user_text
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.schema import Idea
 from ideagen.template_context import render_prompt
@@ -288,14 +289,7 @@ def _str_or_none(value: object) -> str | None:
 def load_corpus(path: str | Path) -> list[Paper]:
     """Titles and abstracts from a JSONL file (one object per line) or a BibTeX file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path}: is a folder, expected a .jsonl or .bib file") from None
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_user_text(path, "a .jsonl or .bib file", CorpusError)
     looks_bibtex = path.suffix.lower() in {".bib", ".bibtex"} or text.lstrip().startswith("@")
     papers = _parse_bibtex(path, text) if looks_bibtex else _parse_jsonl(path, text)
     if not papers:
