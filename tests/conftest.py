@@ -8,7 +8,7 @@ import pytest
 
 from ideagen.store import Store
 
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ai-scientist-v1-ideas"
+CORPUS_DIR = Path(__file__).resolve().parents[1] / "bench" / "data" / "ai-scientist-v1-ideas"
 
 
 @pytest.fixture(autouse=True)
