@@ -23,7 +23,7 @@ from platformdirs import user_data_dir
 
 from ideagen.schema import Idea
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_FILENAME = "ideagen.sqlite3"
 
 MIGRATIONS: dict[int, str] = {
@@ -97,6 +97,25 @@ MIGRATIONS: dict[int, str] = {
         created REAL NOT NULL
     );
     """,
+    3: """
+    CREATE TABLE archive_entries (
+        id INTEGER PRIMARY KEY,
+        archive TEXT NOT NULL,
+        idea_id INTEGER REFERENCES ideas(id),
+        body TEXT NOT NULL,
+        niche TEXT,
+        score REAL,
+        judge TEXT,
+        operator TEXT NOT NULL,
+        parents TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        replaced_by INTEGER REFERENCES archive_entries(id),
+        run_id TEXT,
+        created REAL NOT NULL
+    );
+    CREATE INDEX archive_entries_archive ON archive_entries(archive, status);
+    """,
 }
 
 
@@ -131,6 +150,29 @@ class CallRecord:
     cost_usd: float = 0.0
     purpose: str | None = None
     run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One idea an `evolve` archive evaluated: an elite, a former elite, or a rejected child.
+
+    `parents` are the ids of the archive entries it was bred from; `niche` is "row/column".
+    """
+
+    archive: str
+    idea: Idea
+    operator: str
+    status: str
+    parents: tuple[int, ...] = ()
+    niche: str | None = None
+    score: float | None = None
+    judge: str | None = None
+    reason: str | None = None
+    idea_id: int | None = None
+    run_id: str | None = None
+    id: int | None = None
+    replaced_by: int | None = None
+    created: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -368,6 +410,59 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?)",
                 (kind, key, model, json.dumps(answer), time.time()),
             )
+
+    # evolve archives
+
+    def add_archive_entry(self, entry: ArchiveEntry, replaces: int | None = None) -> int:
+        """Record an entry; with `replaces`, that elite becomes 'replaced' in the same
+        transaction, so the archive never holds two elites for one niche or none."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO archive_entries (archive, idea_id, body, niche, score, judge,"
+                " operator, parents, status, reason, run_id, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.archive,
+                    entry.idea_id,
+                    json.dumps(entry.idea.to_entry(), ensure_ascii=False),
+                    entry.niche,
+                    entry.score,
+                    entry.judge,
+                    entry.operator,
+                    json.dumps(list(entry.parents)),
+                    entry.status,
+                    entry.reason,
+                    entry.run_id,
+                    time.time(),
+                ),
+            )
+            new_id = int(cursor.lastrowid)
+            if replaces is not None:
+                conn.execute(
+                    "UPDATE archive_entries SET status = 'replaced', replaced_by = ?"
+                    " WHERE id = ? AND archive = ?",
+                    (new_id, replaces, entry.archive),
+                )
+            return new_id
+
+    def archive_entries(self, archive: str) -> list[ArchiveEntry]:
+        rows = self._conn.execute(
+            "SELECT archive, body, operator, status, parents, niche, score, judge, reason,"
+            " idea_id, run_id, id, replaced_by, created FROM archive_entries"
+            " WHERE archive = ? ORDER BY id",
+            (archive,),
+        ).fetchall()
+        return [
+            ArchiveEntry(
+                row[0],
+                Idea.from_entry(json.loads(row[1])),
+                row[2],
+                row[3],
+                tuple(json.loads(row[4])),
+                *row[5:],
+            )
+            for row in rows
+        ]
 
     def add_transcript(self, session_id: str, role: str, content: str) -> None:
         with self._write() as conn:
