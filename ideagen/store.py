@@ -23,7 +23,7 @@ from platformdirs import user_data_dir
 
 from ideagen.schema import Idea
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_FILENAME = "ideagen.sqlite3"
 
 MIGRATIONS: dict[int, str] = {
@@ -116,6 +116,22 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX archive_entries_archive ON archive_entries(archive, status);
     """,
+    4: """
+    CREATE TABLE outcomes (
+        folder TEXT PRIMARY KEY,
+        experiment TEXT,
+        name TEXT NOT NULL,
+        title TEXT,
+        body TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX outcomes_experiment ON outcomes(experiment);
+    CREATE TABLE outcome_ideas (
+        folder TEXT NOT NULL REFERENCES outcomes(folder) ON DELETE CASCADE,
+        idea_id INTEGER NOT NULL REFERENCES ideas(id),
+        PRIMARY KEY (folder, idea_id)
+    );
+    """,
 }
 
 
@@ -134,6 +150,17 @@ class StoredIdea:
     model: str | None
     template: str | None
     parent_id: int | None
+    created: float
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    folder: str
+    experiment: str | None
+    name: str
+    title: str | None
+    body: str
+    idea_ids: list[int]
     created: float
 
 
@@ -285,7 +312,9 @@ class Store:
             )
             return int(cursor.lastrowid)
 
-    def ideas(self, *, template: str | None = None, topic: str | None = None) -> list[StoredIdea]:
+    def ideas(
+        self, *, template: str | None = None, topic: str | None = None, name: str | None = None
+    ) -> list[StoredIdea]:
         query = (
             "SELECT id, body, source_file, topic, model, template, parent_id, created FROM ideas"
         )
@@ -296,10 +325,51 @@ class Store:
         if topic is not None:
             conditions.append("topic = ?")
             params.append(topic)
+        if name is not None:
+            conditions.append("name = ?")
+            params.append(name)
         if conditions:
             query += " WHERE " + " AND ".join(conditions)
         rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
         return [StoredIdea(row[0], Idea.from_entry(json.loads(row[1])), *row[2:]) for row in rows]
+
+    # what The AI Scientist did with ideas (one row per idea folder, linked to idea records)
+
+    def put_outcome(
+        self,
+        folder: str,
+        *,
+        experiment: str | None,
+        name: str,
+        title: str | None,
+        body: str,
+        idea_ids: list[int],
+    ) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM outcomes WHERE folder = ?", (folder,))
+            conn.execute(
+                "INSERT INTO outcomes (folder, experiment, name, title, body, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (folder, experiment, name, title, body, time.time()),
+            )
+            conn.executemany(
+                "INSERT INTO outcome_ideas (folder, idea_id) VALUES (?, ?)",
+                [(folder, idea_id) for idea_id in idea_ids],
+            )
+
+    def outcomes(self, *, experiment: str | None = None) -> list[StoredOutcome]:
+        query = "SELECT folder, experiment, name, title, body, created FROM outcomes"
+        params: tuple[Any, ...] = ()
+        if experiment is not None:
+            query += " WHERE experiment = ?"
+            params = (experiment,)
+        rows = self._conn.execute(query + " ORDER BY created, folder", params).fetchall()
+        links: dict[str, list[int]] = {}
+        for folder, idea_id in self._conn.execute(
+            "SELECT folder, idea_id FROM outcome_ideas ORDER BY idea_id"
+        ):
+            links.setdefault(folder, []).append(idea_id)
+        return [StoredOutcome(*row[:5], links.get(row[0], []), row[5]) for row in rows]
 
     # model calls
 
