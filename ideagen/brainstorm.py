@@ -37,10 +37,11 @@ from ideagen.ideafile import (
     unique_name,
 )
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
+from ideagen.resources import render_prompt
 from ideagen.review.lint import KNOWN_DATASETS, lint_idea
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary, Store
-from ideagen.template_context import TemplateContext, render_prompt, summarize_ideas
+from ideagen.template_context import TemplateContext, summarize_ideas
 
 DEFAULT_ROUNDS = 3
 DEFAULT_CONCURRENCY = {"anthropic": 8, "openai": 8, "local": 1}

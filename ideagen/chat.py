@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from ideagen.brainstorm import IdeaDraft, append_ideas, draft_fields
 from ideagen.ideafile import IdeaFileError, load_ideas
 from ideagen.providers.base import LanguageModel, Message, ModelError
+from ideagen.resources import render_prompt
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import TemplateContext, render_prompt
+from ideagen.template_context import TemplateContext
 
 FENCED_JSON = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 CHAT_MAX_TOKENS = 2048

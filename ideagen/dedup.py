@@ -35,9 +35,9 @@ from scipy import sparse
 
 from ideagen.embeddings import content_hash, embed
 from ideagen.providers.base import LanguageModel, Message
+from ideagen.resources import render_prompt
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import render_prompt
 
 # The opening words of "Title. Experiment" that are embedded. Ideas name their intervention
 # first; on the dev set the opening scores as well as the whole text at about a third of

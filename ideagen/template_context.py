@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
-import ideagen
 from ideagen import template_tools
+from ideagen.resources import render_prompt
 from ideagen.schema import Idea
 
-PROMPTS_DIR = Path(ideagen.__file__).resolve().parents[1] / "prompts"
 # Enough one-line summaries to steer the model away from what exists, few enough that the
 # prompt does not grow without bound on a file with hundreds of ideas.
 MAX_SUMMARIES = 60
@@ -26,15 +24,6 @@ MAX_SUMMARY_CHARS = 140
 
 class TemplateError(Exception):
     """The template folder cannot be used; the message names the file and what is wrong."""
-
-
-def load_prompt(name: str) -> Template:
-    """A prompt file from prompts/, with $placeholders."""
-    return Template((PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8"))
-
-
-def render_prompt(name: str, **values: object) -> str:
-    return load_prompt(name).substitute({key: str(value) for key, value in values.items()})
 
 
 def bundled_template_dir() -> Path:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import ideagen
+from ideagen import resources
 from ideagen.ideafile import IdeaFileError, load_ideas
 from ideagen.schema import Problem
 
@@ -81,8 +81,8 @@ class RunResult:
 
 
 def bundled_template_dir() -> Path:
-    """The FashionMNIST template shipped with ideagen (`template/` next to the package)."""
-    return Path(ideagen.__file__).resolve().parents[1] / "template"
+    """The FashionMNIST template shipped with ideagen."""
+    return resources.template_dir()
 
 
 def install(dest: Path, *, name: str = TEMPLATE_NAME, force: bool = False) -> Path:

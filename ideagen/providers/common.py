@@ -19,31 +19,22 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from string import Template
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-import ideagen
 from ideagen import pricing
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
+from ideagen.resources import render_prompt
 from ideagen.store import CallRecord, Store
 
 T = TypeVar("T", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
-PROMPTS_DIR = Path(ideagen.__file__).resolve().parents[1] / "prompts"
 MAX_REPAIRS = 2  # a structured reply that fails validation is sent back at most this often
 STOP_END = "end_turn"
 STOP_MAX_TOKENS = "max_tokens"
-
-
-def render_prompt(name: str, **values: object) -> str:
-    """A prompt file from prompts/ with its $placeholders filled."""
-    text = (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
-    return Template(text).substitute({key: str(value) for key, value in values.items()})
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ from ideagen.providers.common import (
     STOP_MAX_TOKENS,
     RecordedModel,
     Request,
-    render_prompt,
 )
+from ideagen.resources import render_prompt
 
 T = TypeVar("T", bound=BaseModel)
 

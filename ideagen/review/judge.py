@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ideagen.providers.base import LanguageModel, Message, ModelError
+from ideagen.resources import render_prompt
 from ideagen.schema import RATING_FIELDS, Idea
-from ideagen.template_context import render_prompt
 
 NO_TEMPLATE = (
     "The template is not described here: assume a small experiment script on one GPU or a "

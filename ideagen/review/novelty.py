@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ideagen.ideafile import read_user_text
 from ideagen.providers.base import LanguageModel, Message, ModelError
+from ideagen.resources import render_prompt
 from ideagen.schema import Idea
-from ideagen.template_context import render_prompt
 
 if TYPE_CHECKING:
     from ideagen.store import Store
