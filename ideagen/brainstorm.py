@@ -38,6 +38,7 @@ from ideagen.ideafile import (
 )
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
+from ideagen.results import outcome_lessons
 from ideagen.review.lint import KNOWN_DATASETS, lint_idea
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary, Store
@@ -255,6 +256,7 @@ class Brainstorm:
         # cached prefix rather than being billed again on every call.
         role = render_prompt("brainstorm_system", template_system=template.system)
         self._context = f"{role}\n\n{template.cached_prefix()}"
+        self._context += outcome_lessons(store, template.name)
         self._cache_primed = threading.Event()
         self._state = _RunState()
         try:

@@ -642,14 +642,21 @@ def test_review_end_to_end_online(
         == "Label smoothing for clothing images (2019)"
     )
     ready = loaded.ideas[:2]
-    assert [i.novel for i in ready] == [True, True], "unknown novelty becomes novel by default"
+    assert {i.Name for i in ready} == {kept, "mixup_curriculum"}
     means = [(i.Interestingness + i.Feasibility + i.Novelty) / 3 for i in ready]
     assert means == sorted(means, reverse=True)
+    assert next(i for i in ready if i.Name == kept).novel is True
     mixup = next(i for i in loaded.ideas if i.Name == "mixup_curriculum")
-    assert mixup.novel is True and mixup.model_extra["original_novel"] is False
+    assert mixup.novel is False, "The AI Scientist's `novel: false` is kept"
+    assert "original_novel" not in mixup.model_extra
+    conflict = mixup.model_extra["review"]["novelty"]["conflict"]
+    assert conflict == "the input said not novel (kept); ideagen found nothing"
+    assert f"mixup_curriculum: novel: {conflict}" in " ".join(stderr.split())
+    assert "conflict" in stdout.split("mixup_curriculum", 1)[1].splitlines()[0]
     flags = next(i for i in loaded.ideas if i.Name == "imagenet_pretraining").model_extra["review"]
     assert {"imagenet: ImageNet", "pretrained_weights: pretrained"} <= set(flags["lint"])
     html = report.read_text()
+    assert '<span class="tag conflict"' in html and "The input said <code>novel: false" in html
     assert "Label smoothing for clothing images" in html and "https://doi.org/10.5555/" in html
     assert "Low-confidence" not in html
     for name in names:
@@ -680,7 +687,10 @@ def test_unknown_as_not_novel_and_novelty_off(reviewer, loopback, ideas_file, tm
     )
     assert code == 0, stderr
     ideas = load_ideas(out).ideas
-    assert [idea.novel for idea in ideas] == [False] * len(ideas)
+    given = {entry["Name"]: entry.get("novel") for entry in IDEAS}
+    assert {idea.Name: idea.novel for idea in ideas} == {i.Name: given[i.Name] for i in ideas}, (
+        "with the check off every idea keeps the input's novel, or has none"
+    )
     assert all(i.model_extra["review"]["novelty"]["status"] == "unknown" for i in ideas)
     assert "verdict" not in reviewer.seen and "queries" not in reviewer.seen
 
@@ -775,9 +785,10 @@ def test_review_of_a_real_corpus_file(reviewer, loopback, corpus_dir, tmp_path, 
     merged = sum(len(i.model_extra["review"].get("merged", [])) for i in reviewed.ideas)
     assert len(reviewed.ideas) + merged == 12
     for idea in reviewed.ideas:
-        assert idea.Name in originals and isinstance(idea.novel, bool)
+        assert idea.Name in originals
         assert idea.Experiment == originals[idea.Name].Experiment
-        assert idea.model_extra["original_novel"] == originals[idea.Name].novel
+        assert idea.novel is originals[idea.Name].novel, "The AI Scientist's verdict is kept"
+        assert "original_novel" not in idea.model_extra
     assert "only the first 12 of 51 ideas reviewed" in stderr
 
 
@@ -853,5 +864,229 @@ def test_review_offline_with_a_bibtex_corpus(reviewer, loopback, ideas_file, tmp
     assert smooth.model_extra["review"]["novelty"]["url"] == "https://doi.org/10.5555/smooth"
     others = [i for i in ideas if i is not smooth]
     assert all(i.model_extra["review"]["novelty"]["status"] != "not_novel" for i in others)
-    assert all(i.novel is True for i in others)
+    assert {i.Name: i.novel for i in others if not i.novel} == {"mixup_curriculum": False}, (
+        "every other idea is novel, except the one The AI Scientist said was not"
+    )
     assert "queries" not in reviewer.seen, "offline novelty writes no web queries"
+
+
+# The AI Scientist's novelty verdicts and the hand-over to it
+
+
+def launched(ideas: list[dict]) -> list[str]:
+    """The Names The AI Scientist runs from this ideas.json. Its selection, copied from
+    SakanaAI/AI-Scientist launch_scientist.py line 363 (Apache-2.0):
+    `novel_ideas = [idea for idea in ideas if idea["novel"]]`"""
+    novel_ideas = [idea for idea in ideas if idea["novel"]]
+    return [idea["Name"] for idea in novel_ideas]
+
+
+def checked_by_the_ai_scientist(ideas: list[dict]) -> list[str]:
+    """Without --skip-novelty-check, check_idea_novelty skips every idea that has a `novel`
+    key (ai_scientist/generate_ideas.py, lines 420-422) and checks the rest."""
+    return [idea["Name"] for idea in ideas if "novel" not in idea]
+
+
+VERDICT_IDEAS = [
+    dict(IDEAS[4]),  # mixup_curriculum: The AI Scientist said novel: false
+    dict(IDEAS[2]),  # cosine_warmup: novel: true
+    dict(IDEAS[1]),  # imagenet_pretraining: no verdict
+    dict(IDEAS[0]),  # label_smoothing: no verdict, and published
+    dict(
+        IDEAS[0],
+        Name="noisy_labels",
+        novel=True,
+        Title="Mislabelled clothing images",
+        Experiment="Flip 20% of the training labels at random and measure how much the test "
+        "accuracy drops against the baseline.",
+    ),  # The AI Scientist said novel: true, and it is published
+]
+
+
+@pytest.fixture
+def verdicts_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps(VERDICT_IDEAS, indent=4))
+    return path
+
+
+def review_verdicts(capsys, path: Path, *extra: str) -> tuple[list[dict], str, str]:
+    out = path.with_name("out.json")
+    code, stdout, stderr = run_review(
+        capsys, str(path), "--out", str(out), "--provider", "openai", *extra
+    )
+    assert code == 0, stderr
+    return json.loads(out.read_text()), stdout, " ".join(stderr.split())
+
+
+def test_novel_verdicts_with_the_check_on(
+    reviewer, loopback, literature_server, verdicts_file, capsys
+):
+    literature_server.add_paper(
+        "Label smoothing for clothing images", "Label smoothing on clothing images.", 2019
+    )
+    literature_server.add_paper(
+        "Mislabelled clothing images in training", "Training on mislabelled clothing images.", 2020
+    )
+    reviewer.verdict_paper = 1
+    ideas, stdout, stderr = review_verdicts(capsys, verdicts_file, "--novelty", "online")
+    novel = {idea["Name"]: idea["novel"] for idea in ideas}
+    assert novel == {
+        "mixup_curriculum": False,  # kept: ideagen's "novel" does not overrule it
+        "cosine_warmup": True,
+        "imagenet_pretraining": True,  # ideagen found nothing: --unknown-as novel
+        "label_smoothing": False,
+        "noisy_labels": False,  # input true, but ideagen names the paper
+    }
+    assert sorted(launched(ideas)) == ["cosine_warmup", "imagenet_pretraining"]
+    assert checked_by_the_ai_scientist(ideas) == []
+    assert "mixup_curriculum: novel: the input said not novel (kept)" in stderr
+    assert (
+        "noisy_labels: novel: the input said novel; ideagen found it in "
+        "Mislabelled clothing images in training (2020)" in stderr
+    )
+    assert "--skip-novelty-check" in stderr
+
+    ideas, _, stderr = review_verdicts(
+        capsys, verdicts_file, "--novelty", "online", "--override-novel"
+    )
+    assert sorted(launched(ideas)) == ["cosine_warmup", "imagenet_pretraining", "mixup_curriculum"]
+    assert "--override-novel won" in stderr
+
+
+def test_unknown_never_replaces_an_input_verdict(reviewer, loopback, verdicts_file, capsys):
+    corpus = verdicts_file.with_name("empty.jsonl")
+    corpus.write_text('{"title": "Quantum error correction codes", "abstract": "Qubits."}\n')
+    ideas, _, _ = review_verdicts(
+        capsys, verdicts_file, "--corpus", str(corpus), "--unknown-as", "not-novel"
+    )
+    novel = {idea["Name"]: idea["novel"] for idea in ideas}
+    assert novel["cosine_warmup"] is True and novel["noisy_labels"] is True
+    assert novel["mixup_curriculum"] is False
+    assert novel["imagenet_pretraining"] is False, "no verdict + unknown: --unknown-as decides"
+
+
+def test_novelty_off_keeps_verdicts_and_says_not_to_skip_the_check(
+    reviewer, loopback, verdicts_file, capsys
+):
+    ideas, _, stderr = review_verdicts(capsys, verdicts_file, "--novelty", "off")
+    by_name = {idea["Name"]: idea for idea in ideas}
+    assert by_name["mixup_curriculum"]["novel"] is False
+    assert by_name["cosine_warmup"]["novel"] is True
+    assert "novel" not in by_name["imagenet_pretraining"]
+    assert "novel" not in by_name["label_smoothing"]
+    with pytest.raises(KeyError):
+        launched(ideas)  # what --skip-novelty-check would do
+    assert sorted(checked_by_the_ai_scientist(ideas)) == ["imagenet_pretraining", "label_smoothing"]
+    assert "2 of 5 ideas have no `novel` verdict: run The AI Scientist WITHOUT" in stderr
+    assert "--skip-novelty-check --model" not in stderr
+
+    ideas, _, _ = review_verdicts(capsys, verdicts_file, "--novelty", "off", "--override-novel")
+    assert "novel" not in {i["Name"]: i for i in ideas}["mixup_curriculum"], (
+        "overridden with the check off: The AI Scientist checks it again"
+    )
+
+
+def test_review_keeps_every_other_key_of_the_input(reviewer, loopback, tmp_path, capsys):
+    entry = dict(IDEAS[4], novel=False, source={"from": "The AI Scientist", "round": 3})
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps([entry], indent=4))
+    (idea,), _, _ = review_verdicts(capsys, path, "--novelty", "off")
+    assert idea["novel"] is False and idea["source"] == entry["source"]
+    assert list(idea)[: len(entry)] == list(entry), "input keys first, in their order"
+
+
+def scientist_template(root: Path) -> Path:
+    template = root / "templates" / "fashion_mnist"
+    template.mkdir(parents=True)
+    (template / "experiment.py").write_text("print('experiment')\n")
+    return template
+
+
+def test_into_writes_where_the_ai_scientist_reads_and_backs_up(
+    reviewer, loopback, ideas_file, tmp_path, capsys
+):
+    template = scientist_template(tmp_path / "AI-Scientist")
+    previous = template / "ideas.json"
+    previous.write_text('[{"Name": "old"}]')
+    common = ["--provider", "openai", "--novelty", "off", "--into", str(template)]
+    code, _, stderr = run_review(capsys, str(ideas_file), *common)
+    assert code == 0, stderr
+    # generate_ideas(skip_generation=True) reads <base_dir>/ideas.json
+    # (ai_scientist/generate_ideas.py, lines 84-88), base_dir = templates/<--experiment>
+    # (launch_scientist.py, line 341)
+    written = json.loads(previous.read_text())
+    assert [idea["Name"] for idea in written][0] != "old" and len(written) == 4
+    backups = sorted(template.glob("ideas.json.bak-*"))
+    assert len(backups) == 1 and backups[0].read_text() == '[{"Name": "old"}]'
+    said = " ".join(stderr.split())
+    root = tmp_path / "AI-Scientist"
+    assert (
+        f"cd {root} && python launch_scientist.py --experiment fashion_mnist "
+        "--skip-idea-generation --model claude-3-5-sonnet-20240620" in said
+    ), "no --skip-novelty-check: two ideas have no verdict"
+
+    corpus = tmp_path / "papers.jsonl"
+    corpus.write_text('{"title": "Quantum error correction codes", "abstract": "Qubits."}\n')
+    code, _, stderr = run_review(
+        capsys,
+        str(ideas_file),
+        "--provider",
+        "openai",
+        "--into",
+        str(template),
+        "--corpus",
+        str(corpus),
+        "--scientist-model",
+        "gpt-4o-2024-05-13",
+    )
+    assert code == 0, stderr
+    said = " ".join(stderr.split())
+    assert "--skip-idea-generation --skip-novelty-check --model gpt-4o-2024-05-13" in said, (
+        "every idea has a verdict now"
+    )
+    assert len(sorted(template.glob("ideas.json.bak-*"))) == 2, "a backup is never replaced"
+
+
+def test_into_needs_a_template_folder(reviewer, loopback, ideas_file, tmp_path, capsys):
+    missing = tmp_path / "AI-Scientist" / "templates" / "nope"
+    code, stdout, stderr = run_review(capsys, str(ideas_file), "--into", str(missing))
+    assert code == 2 and f"{missing}: no such template folder" in stdout + stderr
+    assert loopback.requests == []
+    code, _, stderr = run_review(
+        capsys, str(ideas_file), "--into", str(tmp_path), "--out", str(tmp_path / "x.json")
+    )
+    assert code == 2 and "give --out or --into, not both" in stderr
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask(
+    reviewer, loopback, ideas_file, tmp_path, capsys, umask, mode
+):
+    import os
+
+    out, report = tmp_path / "out.json", tmp_path / "report.html"
+    previous = os.umask(umask)
+    try:
+        code, _, stderr = run_review(
+            capsys,
+            str(ideas_file),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--provider",
+            "openai",
+            "--novelty",
+            "off",
+        )
+    finally:
+        os.umask(previous)
+    assert code == 0, stderr
+    assert out.stat().st_mode & 0o777 == mode and report.stat().st_mode & 0o777 == mode
+    out.chmod(0o640)
+    run_review(
+        capsys, str(ideas_file), "--out", str(out), "--provider", "openai", "--novelty", "off"
+    )
+    assert out.stat().st_mode & 0o777 == 0o640, "an existing file keeps its mode"
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left"

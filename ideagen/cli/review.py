@@ -12,6 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ideagen.cli._common import add_model_options, model_from_args, open_store
+from ideagen.handover import (
+    DEFAULT_SCIENTIST_MODEL,
+    Handover,
+    HandoverError,
+    back_up,
+    next_steps,
+    target_for,
+)
 from ideagen.ideafile import atomic_write_text, save_ideas
 from ideagen.providers import ModelError
 from ideagen.review.pipeline import ReviewInputError, ReviewOptions, load_for_review, review_file
@@ -37,6 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where to write the reviewed ideas (default: FILE's name + .reviewed.json)",
     )
     parser.add_argument(
+        "--into",
+        type=Path,
+        metavar="AI_SCIENTIST_DIR/templates/NAME",
+        help="write the reviewed ideas as that template's ideas.json, where The AI Scientist's "
+        "--skip-idea-generation reads them (an existing one is backed up first), and print "
+        "the command to run",
+    )
+    parser.add_argument(
+        "--scientist-model",
+        default=DEFAULT_SCIENTIST_MODEL,
+        metavar="MODEL",
+        help="the --model shown in the launch_scientist.py command "
+        f"(default: {DEFAULT_SCIENTIST_MODEL}, The AI Scientist's own default)",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         metavar="FILE.html",
@@ -59,7 +82,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--unknown-as",
         choices=("novel", "not-novel"),
         default="novel",
-        help="what an unknown novelty (nothing found) becomes in `novel` (default: novel)",
+        help="what an unknown novelty (nothing found) becomes in `novel` for ideas without "
+        "one (default: novel); an input `novel` is never replaced by unknown",
+    )
+    parser.add_argument(
+        "--override-novel",
+        action="store_true",
+        help="let ideagen replace an input `novel: false` (The AI Scientist's verdict): with "
+        "the check on, by ideagen's verdict; with --novelty off, by no verdict, so The AI "
+        "Scientist checks it again",
     )
     parser.add_argument(
         "--rank", action="store_true", help="order by a pairwise tournament (more model calls)"
@@ -88,26 +119,32 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         console.print("ideagen review: --limit must be at least 1")
         return EXIT_FAILED
+    if args.into is not None and args.out is not None:
+        console.print("ideagen review: give --out or --into, not both")
+        return EXIT_FAILED
     try:
+        into = target_for(args.into) if args.into is not None else None
         load_for_review(args.file)
-        task_description = load_template(args.template).task_description if args.template else None
+        template = load_template(args.template) if args.template else None
     except ReviewInputError as exc:
         for line in exc.lines:
             print(line)
         return exc.exit_code
-    except TemplateError as exc:
+    except (TemplateError, HandoverError) as exc:
         print(exc)
         return EXIT_FAILED
-    out = args.out or args.file.with_name(args.file.stem + ".reviewed.json")
+    out = into or args.out or args.file.with_name(args.file.stem + ".reviewed.json")
     report_path = args.report or args.file.with_name(args.file.stem + ".review.html")
     options = ReviewOptions(
         novelty=args.novelty,
         corpus=args.corpus,
         unknown_as_novel=args.unknown_as == "novel",
+        override_novel=args.override_novel,
         rank=args.rank,
         rank_rounds=args.rounds,
         template_dataset=args.template_dataset,
-        task_description=task_description,
+        task_description=template.task_description if template else None,
+        template_name=template.name if template else args.into.name if args.into else None,
         limit=args.limit,
     )
     run_id = uuid.uuid4().hex
@@ -125,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     finally:
         store.close()
+    handover = None
+    if into is not None:
+        handover = Handover(args.into, into, back_up(into))
     save_ideas(out, result.output_ideas())
     atomic_write_text(report_path, render_report(result))
     Console().print(summary_table(result))
@@ -137,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             f"{spend.tokens_out:,} out, ${spend.cost_usd:.4f}; {result.seconds:.0f} s"
         )
     console.print(f"wrote {out} and {report_path}")
+    for line in next_steps(result.output_ideas(), out, handover, args.scientist_model):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -10,8 +10,13 @@
 7. order: ready ideas first, then flagged ones, then those already published; within each
    group by tournament strength (when ranked), then by the judge's mean score.
 8. output: AI Scientist-compatible ideas (the judge's scores in the rating fields, the
-   author's kept under `original_ratings`, `novel` always set) plus everything the report
-   and the table show.
+   author's kept under `original_ratings`) plus everything the report and the table show.
+
+`novel` follows The AI Scientist's own contract: `launch_scientist.py` runs an idea only when
+`idea["novel"]` is true, and `check_idea_novelty` skips any idea that already has the key
+(ai_scientist/generate_ideas.py, lines 420-422). So an input `novel` is evidence that is
+kept: "unknown" or a check that is off never replaces it, `false` stays `false` unless the
+user overrides it, and an idea that had none gets none when ideagen's own check is off.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Literal
 from ideagen.dedup import find_duplicates
 from ideagen.ideafile import IdeaFile, IdeaFileError, load_ideas, unique_name
 from ideagen.providers.base import LanguageModel, ModelError
+from ideagen.results import IdeaOutcome, earlier_outcomes
 from ideagen.review.judge import Judge, JudgeScore, Tournament, run_tournament
 from ideagen.review.lint import LintFlag, lint_idea
 from ideagen.review.novelty import (
@@ -77,6 +83,8 @@ class ReviewedIdea:
     novelty: NoveltyResult
     duplicates: list[MergedDuplicate] = field(default_factory=list)
     rank_score: float | None = None
+    novel_conflict: str | None = None
+    earlier: IdeaOutcome | None = None  # what The AI Scientist did with it or a near-duplicate
 
     @property
     def score(self) -> float:
@@ -95,6 +103,7 @@ class ReviewResult:
     novelty_mode: NoveltyMode
     unknown_as_novel: bool
     run_id: str
+    override_novel: bool = False
     tournament: Tournament | None = None
     spend: SpendSummary | None = None
     warnings: list[str] = field(default_factory=list)
@@ -109,10 +118,12 @@ class ReviewOptions:
     novelty: NoveltyMode | None = None  # None: offline when a corpus is given, else online
     corpus: Path | None = None
     unknown_as_novel: bool = True
+    override_novel: bool = False
     rank: bool = False
     rank_rounds: int | None = None
     template_dataset: str = "FashionMNIST"
     task_description: str | None = None
+    template_name: str | None = None  # the store's name for the template (for provenance)
     limit: int | None = None
     literature_retry: RetryPolicy | None = None
     workers: int | None = None
@@ -210,8 +221,21 @@ def review_file(
     items.sort(key=_recommended_order)
     taken: set[str] = set()
     for item in items:
-        item.reviewed = _output_idea(item, options.unknown_as_novel, taken)
+        item.reviewed = _output_idea(item, options, mode, taken)
 
+    earlier = earlier_outcomes([item.original for item in items], store, options.template_name)
+    for item, outcome in zip(items, earlier, strict=True):
+        item.earlier = outcome
+    for item in items:
+        if item.novel_conflict:
+            warnings.append(f"{item.reviewed.Name}: novel: {item.novel_conflict}")
+        store.add_idea(
+            item.reviewed,
+            source_file=str(path),
+            model=model.model,
+            template=options.template_name,
+            run_id=run_id,
+        )
     failed = sum(1 for item in items if item.judge is None)
     if failed:
         warnings.append(
@@ -228,6 +252,7 @@ def review_file(
         novelty_mode=mode,
         unknown_as_novel=options.unknown_as_novel,
         run_id=run_id,
+        override_novel=options.override_novel,
         tournament=tournament,
         spend=store.spend(run_id),
         warnings=warnings,
@@ -332,21 +357,49 @@ def _recommended_order(item: ReviewedIdea) -> tuple:
     return (group, rank, -judge_mean, item.position)
 
 
-def _output_idea(item: ReviewedIdea, unknown_as_novel: bool, taken: set[str]) -> Idea:
+def _output_idea(
+    item: ReviewedIdea, options: ReviewOptions, mode: NoveltyMode, taken: set[str]
+) -> Idea:
     """The idea as the AI Scientist will read it, with the review kept in extra keys."""
     entry = item.original.to_entry()
     if item.judge is not None:
         entry.setdefault("original_ratings", {name: entry[name] for name in RATING_FIELDS})
         entry.update(item.judge.ratings())
-    if item.original.novel is not None:
-        entry.setdefault("original_novel", item.original.novel)
-    status = item.novelty.status
-    entry["novel"] = status == "novel" or (status == "unknown" and unknown_as_novel)
+    novel, item.novel_conflict = decide_novel(item.original.novel, item.novelty, mode, options)
+    if novel is None:
+        entry.pop("novel", None)
+    else:
+        entry["novel"] = novel
     name = unique_name(item.original.Name, taken)
     taken.add(name)
     entry["Name"] = name
     entry["review"] = _review_record(item)
     return Idea.from_entry(entry)
+
+
+def decide_novel(
+    given: bool | None, found: NoveltyResult, mode: NoveltyMode, options: ReviewOptions
+) -> tuple[bool | None, str | None]:
+    """The `novel` value to write (None: leave the key out) and, when the input's verdict
+    and ideagen's disagree, a sentence saying how."""
+    if mode == "off":
+        if given is False and options.override_novel:
+            return None, None
+        return given, None
+    if found.status == "not_novel":
+        paper = found.paper.citation() if found.paper is not None else "a published paper"
+        if given is True:
+            return False, f"the input said novel; ideagen found it in {paper}"
+        return False, None
+    ours = found.status == "novel" or options.unknown_as_novel
+    if given is False:
+        seen = "found no overlapping paper" if found.status == "novel" else "found nothing"
+        if options.override_novel:
+            return ours, f"the input said not novel; ideagen {seen} and --override-novel won"
+        return False, f"the input said not novel (kept); ideagen {seen}"
+    if given is True:
+        return True, None
+    return ours, None
 
 
 def _review_record(item: ReviewedIdea) -> dict[str, Any]:
@@ -363,6 +416,10 @@ def _review_record(item: ReviewedIdea) -> dict[str, Any]:
         novelty["paper"] = item.novelty.paper.citation()
         if item.novelty.paper.url:
             novelty["url"] = item.novelty.paper.url
+    if item.original.novel is not None:
+        novelty["input_novel"] = item.original.novel
+    if item.novel_conflict:
+        novelty["conflict"] = item.novel_conflict
     record["novelty"] = novelty
     if item.duplicates:
         record["merged"] = [duplicate.name for duplicate in item.duplicates]

@@ -17,6 +17,7 @@ from ideagen.schema import RATING_FIELDS
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ideagen.results import IdeaOutcome, ResultsSummary
     from ideagen.review.pipeline import ReviewedIdea, ReviewResult
 
 STATUS_LABELS = {"novel": "novel", "not_novel": "not novel", "unknown": "unknown"}
@@ -45,6 +46,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
   margin: 1px 2px 1px 0; background: #eee; }
 .tag.novel { background: #dcf2e3; } .tag.not_novel { background: #f9d9d6; }
 .tag.unknown { background: #eceff3; } .tag.flag { background: #fde7c3; }
+.tag.conflict { background: #fff0a8; }
 details { border: 1px solid #e4e4e4; border-radius: 6px; padding: .5em .8em; margin: .5em 0; }
 details summary { cursor: pointer; font-weight: 600; }
 .rationale dt { font-weight: 600; } .rationale dd { margin: 0 0 .4em 1em; }
@@ -113,6 +115,8 @@ def render_report(result: ReviewResult) -> str:
         "".join(_details(item) for item in result.ideas),
         "<h2>Duplicate groups</h2>",
         _duplicates(result),
+        "<h2>Run before</h2>",
+        _earlier(result),
         "<h2>Cost</h2>",
         _costs(result),
         f"<script>{SCRIPT}</script>",
@@ -203,9 +207,14 @@ def _table(result: ReviewResult) -> str:
             cells.append(f'<td class="num" data-sort="{rank}">{rank:+.2f}</td>')
         status = item.novelty.status
         flags = "".join(f'<span class="tag flag">{_e(flag.kind)}</span>' for flag in item.lint)
+        conflict = (
+            f' <span class="tag conflict" title="{_e(item.novel_conflict)}">conflict</span>'
+            if item.novel_conflict
+            else ""
+        )
         cells += [
             f'<td data-sort="{status}"><span class="tag {status}">'
-            f"{STATUS_LABELS[status]}</span></td>",
+            f"{STATUS_LABELS[status]}</span>{conflict}</td>",
             f'<td data-sort="{len(item.lint)}">{flags}</td>',
             f'<td class="num" data-sort="{len(item.duplicates)}">{len(item.duplicates)}</td>',
         ]
@@ -262,6 +271,13 @@ def _novelty(item: ReviewedIdea) -> str:
         f'<p><b>Novelty</b>: <span class="tag {novelty.status}">'
         f"{STATUS_LABELS[novelty.status]}</span> ({_e(novelty.mode)}) {_e(novelty.reason)}</p>"
     ]
+    if item.original.novel is not None:
+        lines.append(
+            f"<p>The input said <code>novel: {str(item.original.novel).lower()}</code>; written: "
+            f"<code>novel: {_json_novel(item.reviewed.novel)}</code></p>"
+        )
+    if item.novel_conflict:
+        lines.append(f'<p class="banner conflict"><b>Conflict</b>: {_e(item.novel_conflict)}</p>')
     if novelty.paper is not None:
         lines.append(
             f"<p>Already done by: {_link(novelty.paper.url, novelty.paper.citation())}</p>"
@@ -278,6 +294,10 @@ def _novelty(item: ReviewedIdea) -> str:
         )
         lines.append(f'<ul class="evidence">{evidence}</ul>')
     return "\n".join(lines)
+
+
+def _json_novel(value: bool | None) -> str:
+    return "(none: The AI Scientist checks it)" if value is None else str(value).lower()
 
 
 def _duplicates(result: ReviewResult) -> str:
@@ -297,6 +317,71 @@ def _duplicates(result: ReviewResult) -> str:
             f"</p><ul>{members}</ul></div>"
         )
     return "\n".join(rows)
+
+
+def _earlier(result: ReviewResult) -> str:
+    seen = [(item, item.earlier) for item in result.ideas if item.earlier is not None]
+    if not seen:
+        return (
+            "<p>No idea here, nor a near-duplicate of one, has results in the store "
+            "(<code>ideagen results</code> records them).</p>"
+        )
+    rows = "".join(
+        f"<li><b>{_e(item.reviewed.Name)}</b>: {_e(earlier.name)} ran before "
+        f"(<code>{_e(earlier.folder)}</code>): {_e(earlier.summary())}</li>"
+        for item, earlier in seen
+    )
+    return f'<ul id="run-before">{rows}</ul>'
+
+
+def outcomes_section(outcomes: list[IdeaOutcome]) -> str:
+    """The table of what The AI Scientist did with each idea (`ideagen results`)."""
+    from ideagen.results import format_change
+
+    head = "".join(
+        f"<th>{_e(label)}</th>"
+        for label in ("Name", "Ran", "Best run", "Change", "Noise (±)", "Verdict", "Paper")
+    )
+    head += "<th>Review</th><th>Judge (I/F/N)</th><th>Topic</th>"
+    rows = []
+    for outcome in outcomes:
+        metric = outcome.metric or ""
+        change = outcome.main_delta()
+        noise = [v for k, v in outcome.noise.items() if k.rsplit(".", 1)[-1] == metric]
+        review = outcome.review
+        judge = outcome.provenance.judge if outcome.provenance else None
+        cells = [
+            f"<td>{_e(outcome.name)}<br><span class='orig'>{_e(outcome.folder)}</span></td>",
+            f"<td>{'yes' if outcome.ran else 'no'}"
+            f" <span class='orig'>({len(outcome.runs)} of {outcome.attempts} runs)</span></td>",
+            f"<td>{_e(outcome.best_run or '')}</td>",
+            f"<td class='num'>{_e(format_change(metric, change)) if change is not None else ''}"
+            f" <span class='orig'>{_e(metric)}</span></td>",
+            f"<td class='num'>{_e(format_change(metric, max(noise))[1:]) if noise else '?'}</td>",
+            f"<td>{_e(outcome.verdict or '')}</td>",
+            f"<td>{'yes' if outcome.paper else 'no'}</td>",
+            f"<td>{_e(f'{review.Decision} (Overall {review.Overall:g})') if review else ''}</td>",
+            f"<td>{_e('/'.join(str(v) for v in judge.values())) if judge else ''}</td>",
+            f"<td>{_e(outcome.provenance.topic or '') if outcome.provenance else ''}</td>",
+        ]
+        rows.append(f'<tr data-name="{_e(outcome.name)}">{"".join(cells)}</tr>')
+    return (
+        f'<table id="outcomes"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def render_results_report(summary: ResultsSummary) -> str:
+    """A page of its own for `ideagen results --report`."""
+    title = f"What The AI Scientist did: {summary.experiment or summary.directory}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}'
+        f"</title><style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"
+        f'<p class="meta">Results: <code>{_e(summary.directory)}</code>'
+        f"{f' · ideas: <code>{_e(summary.ideas_file)}</code>' if summary.ideas_file else ''}"
+        " · a change counts only beyond the noise: twice the combined standard error of the "
+        "two runs' means (from final_info.json's stderrs)</p>"
+        f"<h2>Outcomes</h2>{outcomes_section(summary.outcomes)}</body></html>\n"
+    )
 
 
 def _costs(result: ReviewResult) -> str:
@@ -405,6 +490,9 @@ def summary_table(result: ReviewResult) -> Table:
     table.add_column("Novelty", no_wrap=True)
     table.add_column("Flags", overflow="fold")
     table.add_column("Dup", justify="right", no_wrap=True)
+    earlier = any(item.earlier is not None for item in result.ideas)
+    if earlier:
+        table.add_column("Run before", overflow="fold")
     for position, item in enumerate(result.ideas, start=1):
         ratings = [str(getattr(item.reviewed, field)) for field in RATING_FIELDS]
         if item.judge is None:
@@ -415,9 +503,12 @@ def summary_table(result: ReviewResult) -> Table:
         status = item.novelty.status
         colour = {"novel": "green", "not_novel": "red", "unknown": "dim"}[status]
         row += [
-            f"[{colour}]{STATUS_LABELS[status]}[/]",
+            f"[{colour}]{STATUS_LABELS[status]}[/]"
+            + (" [yellow]conflict[/]" if item.novel_conflict else ""),
             ", ".join(flag.kind for flag in item.lint),
             str(len(item.duplicates)) if item.duplicates else "",
         ]
+        if earlier:
+            row.append(item.earlier.summary() if item.earlier is not None else "")
         table.add_row(*row)
     return table
