@@ -43,8 +43,8 @@ test-slow: setup system-deps
 	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check ideagen tests bench template
-	$(BIN)/ruff check ideagen tests bench template
+	$(BIN)/ruff format --check ideagen tests testkit bench template setup.py
+	$(BIN)/ruff check ideagen tests testkit bench template setup.py
 
 clean:
 	rm -rf $(VENV) demo

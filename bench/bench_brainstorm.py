@@ -32,8 +32,8 @@ from ideagen.ideafile import load_ideas  # noqa: E402
 from ideagen.providers import Message, get_model  # noqa: E402
 from ideagen.store import SpendSummary, Store  # noqa: E402
 from ideagen.template_context import bundled_template_dir, load_template  # noqa: E402
-from tests.loopback import LoopbackServer, ReceivedRequest, Reply  # noqa: E402
-from tests.test_brainstorm import IDEA_BANK, IdeaWriter, idea_json, make_template  # noqa: E402
+from testkit.ideas import IDEA_BANK, IdeaWriter, idea_json, make_template  # noqa: E402
+from testkit.loopback import LoopbackServer, ReceivedRequest, Reply  # noqa: E402
 
 BASELINE_FIRST = "BASELINE: propose the next idea."
 BASELINE_REFLECT = "BASELINE: reflect on the idea"
@@ -50,14 +50,14 @@ class BenchResponder:
 
     def __call__(self, request: ReceivedRequest) -> Reply:
         last = request.last_user_text
-        if last.startswith(BASELINE_FIRST):
+        if request.purpose == "baseline.first":
             with self.lock:
                 name, title, experiment = IDEA_BANK[self.baseline_next % len(IDEA_BANK)]
                 self.baseline_next += 1
             return Reply(
                 "THOUGHT: a plain next step.\n" + json.dumps(idea_json(name, title, experiment))
             )
-        if last.startswith(BASELINE_REFLECT):
+        if request.purpose == "baseline.reflect":
             previous = request.messages[-2][1]
             return Reply(
                 previous.replace(
@@ -79,7 +79,9 @@ def baseline_loop(model, template, seeds: list[dict], count: int, rounds: int) -
             + "\n\nAnswer with THOUGHT and then the new idea as JSON."
         )
         history = [Message(role="user", content=first)]
-        reply = model.complete(history, system=template.system, max_tokens=1024)
+        reply = model.complete(
+            history, system=template.system, max_tokens=1024, purpose="baseline.first"
+        )
         history.append(Message(role="assistant", content=reply.text))
         for round_number in range(1, rounds + 1):
             final = " (final round)" if round_number == rounds else ""
@@ -90,7 +92,9 @@ def baseline_loop(model, template, seeds: list[dict], count: int, rounds: int) -
                     "Check quality, novelty and feasibility; repeat the JSON, improved.",
                 )
             )
-            reply = model.complete(history, system=template.system, max_tokens=1024)
+            reply = model.complete(
+                history, system=template.system, max_tokens=1024, purpose="baseline.reflect"
+            )
             history.append(Message(role="assistant", content=reply.text))
         text = history[-1].content
         ideas.append(json.loads(text[text.index("{") :]))
@@ -156,8 +160,11 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
         print(
             f"template {template.name}: experiment.py {len(template.experiment_code):,} chars, "
-            f"{len(seeds)} seed ideas; N={args.n}, R={args.rounds}, "
-            f"{args.latency:g} s per call (loopback server, anthropic API)"
+            f"{len(seeds)} seed ideas; N={args.n}, R={args.rounds}"
+        )
+        print(
+            f"SIMULATED model: the loopback server (Anthropic API shape) waits {args.latency:g} s "
+            "per call and counts tokens as characters / 4; no real model is called"
         )
         baseline_model = get_model("anthropic", store=store, run_id="baseline")
         started = time.monotonic()
@@ -207,7 +214,7 @@ def main() -> None:
         ideagen_uncached = ideagen_spend.tokens_in + ideagen_spend.cache_write_tokens
         print()
         print(
-            f"wall time: {baseline_wall / ideagen_wall:.1f}x less (goal >= 4x); "
+            f"wall time (simulated): {baseline_wall / ideagen_wall:.1f}x less (goal >= 4x); "
             f"uncached prompt tokens: {baseline_uncached / ideagen_uncached:.1f}x fewer "
             f"(goal >= 3x); cost: {baseline_spend.cost_usd / ideagen_spend.cost_usd:.1f}x less"
         )

@@ -25,12 +25,11 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from loopback import LoopbackServer, Reply  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for testkit, when run as a file
 
 from ideagen.providers import Message, RetryPolicy, get_model  # noqa: E402
 from ideagen.store import Store  # noqa: E402
+from testkit.loopback import LoopbackServer, Reply  # noqa: E402
 
 CONTEXT = "def train(model, loader):\n    for batch in loader:\n        step(batch)\n" * 80
 ASK = [Message(role="user", content="Propose one research idea for a FashionMNIST CNN.")]
@@ -145,6 +144,10 @@ def bench_sdk(store: Store, calls: int) -> None:
             ANTHROPIC_BASE_URL=server.anthropic_url,
             OPENAI_API_KEY="sk-bench",
             OPENAI_BASE_URL=server.openai_url,
+        )
+        print(
+            "SIMULATED API: the loopback server on 127.0.0.1 answers at once (no model, no "
+            "added latency), so the figures are ideagen's own overhead per call"
         )
         policy = RetryPolicy(call_timeout_s=10)
         bodies = {

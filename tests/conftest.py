@@ -1,12 +1,17 @@
-"""Shared fixtures: an isolated store for every test, and the real idea corpus when present."""
+"""Shared fixtures: an isolated store for every test, the stand-in servers at the network edge
+(from testkit/, imported under that one name everywhere) and the real idea corpus."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ideagen.store import Store
+from testkit import literature
+from testkit.literature import LiteratureServer
+from testkit.loopback import LoopbackServer
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "bench" / "data" / "ai-scientist-v1-ideas"
 
@@ -30,7 +35,23 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    """The model API server (Anthropic and OpenAI shapes), started for one test."""
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def literature_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiteratureServer]:
+    """The OpenAlex / Semantic Scholar server, with ideagen's literature URLs pointed at it."""
+    with literature.running() as server:
+        monkeypatch.setenv("IDEAGEN_OPENALEX_URL", server.base_url)
+        monkeypatch.setenv("IDEAGEN_S2_URL", server.base_url)
+        monkeypatch.delenv("S2_API_KEY", raising=False)
+        yield server
+
+
+@pytest.fixture
 def corpus_dir() -> Path:
-    if not CORPUS_DIR.is_dir():
-        pytest.skip(f"the idea corpus is not present at {CORPUS_DIR}")
+    """AI Scientist v1 idea files, copied into the repository (see its NOTICE.md)."""
     return CORPUS_DIR

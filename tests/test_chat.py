@@ -1,12 +1,11 @@
 """`ideagen chat` driven through its real terminal interface (pexpect on a pty), with the
-server server standing in for the model API."""
+loopback server standing in for the model API."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -14,52 +13,19 @@ import pytest
 
 from ideagen.chat import extract_ideas
 from ideagen.store import Store
-from tests.loopback import LoopbackServer, ReceivedRequest, Reply
-from tests.test_brainstorm import IDEA_BANK, idea_json, make_template
+from testkit.ideas import idea_json, make_template
+from testkit.loopback import LoopbackServer
+from tests.fakes import ChatPartner
 
 TIMEOUT = 30
 
 
-class ChatPartner:
-    """The server responder: proposes ideas from IDEA_BANK in fenced JSON, revises on request."""
-
-    def __init__(self) -> None:
-        self.next_idea = 0
-
-    def __call__(self, request: ReceivedRequest) -> Reply:
-        text = request.last_user_text
-        if "Revise this idea" in text:
-            shown = json.loads(text[text.index("{") : text.index("}") + 1])
-            shown["Experiment"] += " Use only two epochs to keep it cheap."
-            shown["Feasibility"] = 9
-            return Reply(json.dumps(shown))
-        blocks = []
-        for _ in range(2):
-            name, title, experiment = IDEA_BANK[self.next_idea]
-            self.next_idea += 1
-            blocks.append("```json\n" + json.dumps(idea_json(name, title, experiment)) + "\n```")
-        return Reply(
-            "Here are two directions worth trying.\n\n"
-            + blocks[0]
-            + "\n\nThe second one is cheaper:\n\n"
-            + blocks[1]
-            + '\n\nA broken one: ```json\n{"Name": "x"}\n```'
-        )
-
-
 @pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    """The loopback model server, started for one test."""
-    with LoopbackServer() as started:
-        yield started
-
-
-@pytest.fixture
-def chat_env(server: LoopbackServer, tmp_path: Path) -> dict[str, str]:
-    server.responder = ChatPartner()
+def chat_env(loopback: LoopbackServer, tmp_path: Path) -> dict[str, str]:
+    loopback.responder = ChatPartner()
     env = os.environ.copy()
     env.update(
-        ANTHROPIC_BASE_URL=server.anthropic_url,
+        ANTHROPIC_BASE_URL=loopback.anthropic_url,
         ANTHROPIC_API_KEY="sk-test-chat",
         COLUMNS="200",
         TERM="dumb",

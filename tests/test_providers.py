@@ -15,13 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from loopback import (
-    MALFORMED_JSON,
-    Fault,
-    LoopbackServer,
-    Reply,
-    loopback_fixture,  # noqa: F401  (the `loopback` fixture)
-)
 from pydantic import BaseModel, Field
 from rich.console import Console
 
@@ -30,6 +23,7 @@ from ideagen.providers import Message, ModelError, RetryPolicy, get_model
 from ideagen.providers.common import retry_after_seconds
 from ideagen.providers.local_provider import as_identifier, plan_fields
 from ideagen.store import Store
+from testkit.loopback import MALFORMED_JSON, Fault, LoopbackServer, Reply
 
 ANTHROPIC_KEY = "sk-ant-test-7c1f0a9e2b"
 OPENAI_KEY = "sk-openai-test-4d8e6b1c3a"
@@ -335,6 +329,19 @@ def test_key_appears_nowhere_but_the_request_header(
     output = capsys.readouterr()
     assert key not in output.out + output.err + caplog.text
     assert loopback.requests[0].api_key == key
+
+
+def test_the_purpose_travels_as_a_header_and_stays_out_of_the_cache_key(
+    connect, loopback, provider
+):
+    model = connect(provider)
+    loopback.script("no JSON here", DRAFT_JSON, "free text")
+    model.structured(ASK, Draft, temperature=0, purpose="review.judge")
+    assert [r.purpose for r in loopback.requests] == ["review.judge"] * 2  # the repair too
+    again = model.structured(ASK, Draft, temperature=0, purpose="another purpose")
+    assert again.Name == "label_smoothing" and len(loopback.requests) == 2  # a cache hit
+    model.complete(ASK)
+    assert "x-ideagen-purpose" not in loopback.requests[-1].headers
 
 
 # the response cache

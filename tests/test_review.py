@@ -1,8 +1,8 @@
 """`ideagen review`: lint, literature clients, novelty, judge, tournament, the whole command.
 
-Models and literature services are real HTTP servers on 127.0.0.1 (tests/loopback.py and
-tests/literature_server.py); the model server answers through `ScriptedReviewer`, which
-reads each request the way a model would (which prompt, which idea) and answers in JSON.
+Models and literature services are real HTTP servers on 127.0.0.1 (testkit/loopback.py and
+testkit/literature.py); the model server answers through `ScriptedReviewer` (tests/fakes.py),
+which tells the calls apart by their purpose and answers in JSON from the idea shown.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -39,11 +37,8 @@ from ideagen.review.novelty import (
     online_clients,
 )
 from ideagen.schema import Idea
-
-if TYPE_CHECKING:
-    from loopback import LoopbackServer, ReceivedRequest
-
-pytest_plugins = ["loopback", "literature_server"]
+from testkit.loopback import LoopbackServer
+from tests.fakes import ScriptedReviewer, idea_in, quality
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_wait_s=0.05, timeout_s=5)
 
@@ -59,81 +54,6 @@ def make_idea(name: str, title: str, experiment: str, ratings=(5, 5, 5), **extra
         **extra,
     }
     return Idea.from_entry(entry)
-
-
-def idea_in(text: str) -> dict:
-    """The idea JSON the judge was shown inside a request."""
-    start = text.index("{")
-    data, _ = json.JSONDecoder().raw_decode(text[start:])
-    return data
-
-
-def quality(name: str) -> int:
-    """A stable per-idea score the scripted judge gives, 1-10."""
-    return zlib.crc32(name.encode()) % 10 + 1
-
-
-class ScriptedReviewer:
-    """Answers review requests as a model would, from what the request says.
-
-    judge: scores from `quality(Name)`; pairwise: prefers the higher quality (or always the
-    first idea shown, with `position_bias`); queries: the idea's title words; verdict:
-    `not_novel` naming paper `verdict_paper` when set and its title shares two words with
-    the idea's, else novel.
-    """
-
-    def __init__(self, position_bias: bool = False, verdict_paper: int | None = None):
-        self.position_bias = position_bias
-        self.verdict_paper = verdict_paper
-        self.seen: dict[str, list[ReceivedRequest]] = {}
-
-    def __call__(self, request: ReceivedRequest) -> str:
-        system, user = request.system_text, request.last_user_text
-        if "independent reviewer" in system:
-            kind, answer = "judge", self._judge(idea_in(user))
-        elif "You compare two research ideas" in system:
-            kind, answer = "pairwise", self._pairwise(user)
-        elif "Write search queries" in system:
-            title = re.search(r"Idea title: (.*)", user).group(1)
-            kind, answer = "queries", {"query": " ".join(title.split()[:3]), "other_query": None}
-        elif "has already been done" in system:
-            kind = "verdict"
-            if self.verdict_paper is None or not self._names_the_idea(user):
-                answer = {"reason": "nothing listed does it", "verdict": "novel", "paper": 0}
-            else:
-                answer = {"reason": "same", "verdict": "not_novel", "paper": self.verdict_paper}
-        else:
-            raise AssertionError(f"unexpected request: {system[:80]}")
-        self.seen.setdefault(kind, []).append(request)
-        return json.dumps(answer)
-
-    def _names_the_idea(self, prompt: str) -> bool:
-        """Whether paper `verdict_paper` shares two title words with the idea (a paper number
-        that is not listed is answered as it is, to test that case)."""
-        listed = re.search(rf"^\[{self.verdict_paper}\] (.*)$", prompt, re.MULTILINE)
-        if listed is None:
-            return True
-        idea_title = re.search(r"Idea title: (.*)", prompt).group(1)
-        shared = set(idea_title.lower().split()) & set(listed.group(1).lower().split())
-        return len(shared - {"for", "of", "the", "a", "on"}) >= 2
-
-    def _judge(self, idea: dict) -> dict:
-        score = quality(idea["Name"])
-        return {
-            "Interestingness": score,
-            "interestingness_rationale": f"interest of {idea['Name']}",
-            "Feasibility": 11 - score,
-            "feasibility_rationale": "fits the template",
-            "Novelty": max(1, score - 1),
-            "novelty_rationale": "some prior work",
-        }
-
-    def _pairwise(self, text: str) -> dict:
-        names = re.findall(r'"Name": "([a-z0-9_]+)"', text)
-        if self.position_bias:
-            return {"better": "A", "reason": "first"}
-        better = "A" if quality(names[0]) >= quality(names[1]) else "B"
-        return {"better": better, "reason": "higher quality"}
 
 
 @pytest.fixture

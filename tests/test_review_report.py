@@ -8,12 +8,8 @@ sort, and take a screenshot to see the plot drawn. Skips when chromium is not in
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-
-import pytest
 
 from ideagen.review.judge import JudgeScore
 from ideagen.review.lint import lint_idea
@@ -22,9 +18,7 @@ from ideagen.review.pipeline import MergedDuplicate, ReviewedIdea, ReviewResult
 from ideagen.review.report import POINT_COLORS, render_report
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+from tests.chromium import needs_chromium, run_chromium
 
 
 def _idea(name: str, title: str, experiment: str, ratings: tuple[int, int, int]) -> Idea:
@@ -122,23 +116,6 @@ def review_result(weak: bool = True) -> ReviewResult:
         run_id="run",
         spend=SpendSummary(9, 1, 1200, 300, 0, 0, 0.0, 4.2),
     )
-
-
-def run_chromium(tmp_path: Path, *args: str) -> str:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        *args,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
 
 
 def write_report(tmp_path: Path, extra_script: str = "") -> Path:

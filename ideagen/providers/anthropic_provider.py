@@ -17,6 +17,7 @@ from anthropic.types import Message as AnthropicMessage
 
 from ideagen.providers.base import Reply, Usage
 from ideagen.providers.common import (
+    PURPOSE_HEADER,
     CallFailed,
     RecordedModel,
     Request,
@@ -65,6 +66,7 @@ class AnthropicModel(RecordedModel):
                 max_tokens=request.max_tokens,
                 messages=chat_messages(request.messages),
                 timeout=timeout,
+                extra_headers={PURPOSE_HEADER: request.purpose} if request.purpose else None,
                 **({"system": system_blocks} if system_blocks else {}),
             )
         except anthropic.APITimeoutError:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_REPAIRS = 2  # a structured reply that fails validation is sent back at most this often
 STOP_END = "end_turn"
 STOP_MAX_TOKENS = "max_tokens"
+PURPOSE_HEADER = "X-Ideagen-Purpose"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class Request(BaseModel):
     messages: list[Message]
     temperature: float
     max_tokens: int
+    # What the call is for (the `purpose` of complete/structured); sent as the PURPOSE_HEADER
+    # so a proxy, a log or a test server can tell calls apart. Not part of the cache key.
+    purpose: str | None = None
 
 
 class ReplyProblem(Exception):
@@ -224,6 +228,7 @@ class RecordedModel(LanguageModel):
             messages=messages,
             temperature=temperature,
             max_tokens=max_tokens,
+            purpose=purpose,
         )
         key = self._cache_key(request, schema=None)
         cached = self._cached(key)
@@ -254,6 +259,7 @@ class RecordedModel(LanguageModel):
             messages=messages,
             temperature=temperature,
             max_tokens=max_tokens,
+            purpose=purpose,
         )
         key = self._cache_key(request, schema=schema)
         cached = self._cached(key)
@@ -293,7 +299,7 @@ class RecordedModel(LanguageModel):
             "provider": self.provider,
             "endpoint": self.endpoint,
             "model": self.model,
-            "request": request.model_dump(),
+            "request": request.model_dump(exclude={"purpose"}),
             "schema": schema.model_json_schema() if schema else None,
         }
         encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()

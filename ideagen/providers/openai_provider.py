@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletion
 
 from ideagen.providers.base import Reply, Usage
 from ideagen.providers.common import (
+    PURPOSE_HEADER,
     CallFailed,
     RecordedModel,
     Request,
@@ -65,6 +66,7 @@ class OpenAIModel(RecordedModel):
                 messages=messages + chat_messages(request.messages),
                 temperature=request.temperature,
                 timeout=timeout,
+                extra_headers={PURPOSE_HEADER: request.purpose} if request.purpose else None,
                 **{self._length_parameter: request.max_tokens},
             )
         except openai.APITimeoutError:

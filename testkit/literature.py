@@ -6,6 +6,9 @@ papers it holds: a paper is a hit when it contains every word of the query (as t
 engines rank relevant papers first, this keeps the hits predictable). Faults are scripted:
 a number of 429 answers (with Retry-After) before the next real one, or a storm of 429s that
 never ends. Every request is logged with its path, parameters and headers.
+
+Start one with `with running() as server: ...`; tests get a started one as the fixture
+`literature_server` (tests/conftest.py), with ideagen's literature URLs pointed at it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
-
-import pytest
 
 
 @dataclass
@@ -45,6 +47,7 @@ class LiteratureServer:
     rate_limited: int = 0
     storm: bool = False
     retry_after: str = "0"
+    retry_after_header: str = "Retry-After"  # or "retry-after-ms"
     base_url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -159,24 +162,21 @@ def _handler_for(server_state: LiteratureServer) -> type[BaseHTTPRequestHandler]
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             if status == 429:
-                self.send_header("Retry-After", server_state.retry_after)
+                self.send_header(server_state.retry_after_header, server_state.retry_after)
             self.end_headers()
             self.wfile.write(payload)
 
     return Handler
 
 
-@pytest.fixture
-def literature_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiteratureServer]:
-    """A running server; IDEAGEN_OPENALEX_URL and IDEAGEN_S2_URL point at it."""
+@contextmanager
+def running() -> Iterator[LiteratureServer]:
+    """A started server (its base_url set), shut down on exit."""
     state = LiteratureServer()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(state))
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setenv("IDEAGEN_OPENALEX_URL", state.base_url)
-    monkeypatch.setenv("IDEAGEN_S2_URL", state.base_url)
-    monkeypatch.delenv("S2_API_KEY", raising=False)
     try:
         yield state
     finally:

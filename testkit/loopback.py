@@ -11,13 +11,13 @@ a prompt sharing a 1024+ token prefix with an earlier one reports it as cached_t
 Checks the real APIs make are made here too: a missing or unknown key gives 401
 (`valid_keys`), an unknown model 404 (`known_models`), a request without model, messages or
 (Anthropic) max_tokens 400. `requests` records every request with its headers, for
-asserting what was sent (`api_key` reads x-api-key or the bearer token).
+asserting what was sent (`api_key` reads x-api-key or the bearer token; `purpose` reads the
+X-Ideagen-Purpose header ideagen sends, so a responder can answer by what a call is for).
 
-Use in tests (importing `loopback_fixture` registers the fixture `loopback`, a started
-server; or start one yourself: `with LoopbackServer() as server: ...`)::
+Use in tests (tests/conftest.py provides the fixture `loopback`, a started server; or start
+one yourself: `with LoopbackServer() as server: ...`)::
 
-    from loopback import Fault, Reply
-    from loopback import loopback_fixture  # noqa: F401
+    from testkit.loopback import Fault, Reply
 
     def test_something(loopback, monkeypatch):
         monkeypatch.setenv("ANTHROPIC_BASE_URL", loopback.anthropic_url)
@@ -33,7 +33,7 @@ asked; without one, the server answers 400 "no scripted reply left" so a test th
 of script fails loudly instead of hanging. A reply longer than the request's max_tokens is
 cut there and marked stop_reason "max_tokens" / finish_reason "length", as the real APIs do.
 
-Standalone: `python tests/loopback.py [--port N] [--latency S]` serves until Ctrl-C; every
+Standalone: `python -m testkit.loopback [--port N] [--latency S]` serves until Ctrl-C; every
 request then gets a reply echoing the last user message.
 """
 
@@ -45,13 +45,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 ANTHROPIC_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -154,6 +152,11 @@ class ReceivedRequest:
     def api_key(self) -> str:
         bearer = self.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return self.headers.get("x-api-key", "") or bearer
+
+    @property
+    def purpose(self) -> str:
+        """What ideagen says the call is for ("review.judge", "brainstorm-draft"...), or ""."""
+        return self.headers.get("x-ideagen-purpose", "")
 
     @property
     def model(self) -> str:
@@ -541,14 +544,6 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
-
-
-@pytest.fixture(name="loopback")
-def loopback_fixture() -> Iterator[LoopbackServer]:
-    """A started server for one test, stopped afterwards. Import it into a test module
-    (`from loopback import loopback_fixture  # noqa: F401`) and ask for `loopback`."""
-    with LoopbackServer() as server:
-        yield server
 
 
 def _echo(request: ReceivedRequest) -> Step:
