@@ -14,8 +14,6 @@ import pytest
 from ideagen import embeddings
 from ideagen.cli import main
 from ideagen.dedup import duplicates_against, find_duplicates, judgment_key
-from ideagen.dedup.linkage import MAX_CROSS_PAIRS
-from ideagen.dedup.pairs import CANDIDATES
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.schema import Idea
 from ideagen.store import Store
@@ -163,30 +161,6 @@ def test_duplicates_against_existing_ideas(store: Store):
     assert 0.0 < matches[0].score <= 1.0 and "meaning" in matches[0].why
 
 
-def test_near_copies_of_one_idea_form_one_group_with_bounded_work(store: Store):
-    """The worst case for grouping: every pair is a candidate and one group holds them all.
-    Each merge reads at most MAX_CROSS_PAIRS pairs, so the pairs scored grow linearly with
-    the ideas instead of as n(n-1)/2."""
-    original = make_idea(*OWN_IDEAS[0])
-    fillers = ("carefully", "again", "jointly", "separately", "first", "later")
-    count = 1200
-    copies = [
-        original.model_copy(
-            update={
-                "Name": f"copy_{k}",
-                # the opening is unchanged, so the whole set costs one embedding
-                "Experiment": f"{original.Experiment} Run it {fillers[k % 6]} "
-                f"and {fillers[k // 6 % 6]}.",
-            }
-        )
-        for k in range(count)
-    ]
-    others = [make_idea(*row) for row in OWN_IDEAS[1:]]
-    result = find_duplicates([*copies, *others], store)
-    assert result.index_groups() == [list(range(count))]
-    assert result.pairs_scored <= count * (CANDIDATES + MAX_CROSS_PAIRS) < count * (count - 1) / 2
-
-
 def test_fewer_than_two_ideas_have_no_groups(store: Store):
     assert find_duplicates([], store).clusters == []
     assert find_duplicates([make_idea(*OWN_IDEAS[0])], store).clusters == []
@@ -219,22 +193,11 @@ def test_related_but_different_pairs_are_kept_apart(corpus_dir: Path, store: Sto
 # the command
 
 
-def test_json_output_is_the_clusters_with_the_evidence_of_every_merge(
-    capsys, ideas_file: Path
-):
+def test_json_output_is_exactly_the_clusters(capsys, ideas_file: Path):
     code, out, _ = run_cli(capsys, ideas_file, "--json")
     assert code == 0
-    printed = json.loads(out)
-    assert printed["clusters"] == [[0, 8], [2, 9]]
+    assert json.loads(out) == {"clusters": [[0, 8], [2, 9]]}
     assert out.strip().count("\n") == 0
-    for group, members in zip(printed["groups"], printed["clusters"], strict=True):
-        assert group["members"] == members and group["keep"] in members
-        merged = group["merged"]
-        assert sorted(m["member"] for m in merged) == sorted(set(members) - {group["keep"]})
-        for merge in merged:
-            for part in ("meaning", "change", "measure", "wording"):
-                assert 0.0 <= merge[part] <= 1.0 + 1e-6
-            assert merge["shared_terms"] and 0.0 < merge["score"] <= 1.0
 
 
 def test_table_names_the_group_and_the_member_to_keep(capsys, monkeypatch, ideas_file: Path):
@@ -336,9 +299,6 @@ def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
     assert 0 < len(asked) == result.pairs_judged < result.pairs_scored
     assert "distinct" in asked[0].system_text and "related" in asked[0].system_text
     assert result.index_groups() == [[0, 8]]
-    (evidence,) = result.clusters[0].evidence.values()
-    assert (evidence.verdict, evidence.judge_reason) == ("duplicate", "decided by the change made")
-    assert "decided by the change made" in next(iter(result.clusters[0].reasons.values()))
     assert store.get_judgment("dedup", judgment_key(ideas[0], ideas[8]), "gpt-judge") == {
         "verdict": "duplicate",
         "reason": "decided by the change made",
