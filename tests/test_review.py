@@ -739,7 +739,7 @@ def test_offline_review_with_the_local_model(tmp_path, capsys, monkeypatch):
         capsys, str(path), "--out", str(out), "--report", str(report), "--novelty", "off"
     )
     assert code == 0, stderr
-    assert "local SmolLM2-135M-Instruct" in stderr
+    assert "local Qwen2.5-Coder-1.5B-Instruct" in stderr
     (idea,) = load_ideas(out).ideas
     assert isinstance(idea.novel, bool)
     rationales = idea.model_extra["review"].get("rationales")

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from ideagen import __version__
-from ideagen.cli import brainstorm, chat, dedup, results, review, template, validate
+from ideagen.cli import brainstorm, chat, dedup, model, results, review, template, validate
 
-COMMANDS = (brainstorm, chat, review, results, dedup, validate, template)
+COMMANDS = (brainstorm, chat, review, results, dedup, validate, template, model)
 
 
 def build_parser() -> argparse.ArgumentParser:

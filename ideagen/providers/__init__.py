@@ -77,8 +77,9 @@ def _choose(base_url: str | None, console: Console) -> str:
         console.print("[bold]model:[/] openai-compatible server, because a base URL is given")
         return "openai"
     console.print(
-        "[bold]model:[/] local SmolLM2-135M-Instruct, because neither ANTHROPIC_API_KEY nor "
-        "OPENAI_API_KEY is set.\n[yellow]warning:[/] the local model is tiny and its ideas are "
-        "weak; set a key (or --provider openai --base-url URL) for ideas worth running."
+        "[bold]model:[/] local Qwen2.5-Coder-1.5B-Instruct, because neither ANTHROPIC_API_KEY "
+        "nor OPENAI_API_KEY is set.\n[yellow]note:[/] a 1.5B model on the CPU writes coherent "
+        "but generic ideas and its review scores are rough; set a key (or --provider openai "
+        "--base-url URL) for ideas worth a GPU run."
     )
     return "local"

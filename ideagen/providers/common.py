@@ -148,6 +148,9 @@ class Request(BaseModel):
     messages: list[Message]
     temperature: float
     max_tokens: int
+    # The schema in the provider's native structured-output form (see _native_schema);
+    # None for free text and for providers without one.
+    json_schema: dict[str, Any] | None = None
     # What the call is for (the `purpose` of complete/structured); sent as the PURPOSE_HEADER
     # so a proxy, a log or a test server can tell calls apart. Not part of the cache key.
     purpose: str | None = None
@@ -210,6 +213,13 @@ class RecordedModel(LanguageModel):
         """One attempt. Raise RetryableError or CallFailed; return the reply with its usage."""
         raise NotImplementedError
 
+    def _native_schema(self, schema: type[BaseModel]) -> dict[str, Any] | None:
+        """The hook for native structured output: the schema in the form this provider's
+        `_send` constrains replies with (it finds it in request.json_schema), or None when the
+        provider has no such mode and the reply is asked for by instructions alone. Either way
+        the reply is parsed, validated and repaired below."""
+        return None
+
     # the interface
 
     def complete(
@@ -260,6 +270,7 @@ class RecordedModel(LanguageModel):
             temperature=temperature,
             max_tokens=max_tokens,
             purpose=purpose,
+            json_schema=self._native_schema(schema),
         )
         key = self._cache_key(request, schema=schema)
         cached = self._cached(key)
@@ -299,7 +310,7 @@ class RecordedModel(LanguageModel):
             "provider": self.provider,
             "endpoint": self.endpoint,
             "model": self.model,
-            "request": request.model_dump(exclude={"purpose"}),
+            "request": request.model_dump(exclude={"json_schema", "purpose"}),
             "schema": schema.model_json_schema() if schema else None,
         }
         encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()
