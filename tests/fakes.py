@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import zlib
+from pathlib import Path
 
+from ideagen.schema import Idea
 from testkit.ideas import IDEA_BANK, idea_json
 from testkit.loopback import ReceivedRequest, Reply
 
+TEMPLATE = Path(__file__).resolve().parents[1] / "template"
 REVIEW_PURPOSES = {
     "review.judge": "judge",
     "review.pairwise": "pairwise",
@@ -121,3 +125,96 @@ class ChatPartner:
             + blocks[1]
             + '\n\nA broken one: ```json\n{"Name": "x"}\n```'
         )
+
+
+# A fake AI Scientist checkout: its results folders as SakanaAI/AI-Scientist writes them.
+
+
+def final_info(per_seed: dict[str, list[float]]) -> dict:
+    """The template's final_info.json: means, standard errors of the mean, per-seed values
+    (template/experiment.py writes exactly these three blocks)."""
+    means = {k: sum(v) / len(v) for k, v in per_seed.items()}
+    stderrs = {}
+    for key, values in per_seed.items():
+        n = len(values)
+        var = sum((x - means[key]) ** 2 for x in values) / (n - 1) if n > 1 else 0.0
+        stderrs[key] = (var / n) ** 0.5
+    return {"FashionMNIST": {"means": means, "stderrs": stderrs, "final_info_dict": per_seed}}
+
+
+def seeds(accuracy: tuple[float, float], loss: tuple[float, float]) -> dict[str, list[float]]:
+    return {
+        "test_accuracy": list(accuracy),
+        "test_loss": list(loss),
+        "final_train_loss": [0.3, 0.31],
+        "train_time": [40.0, 42.0],
+    }
+
+
+BASELINE = seeds((0.930, 0.932), (0.280, 0.282))  # mean 0.931, stderr 0.001
+
+
+class AIScientistCheckout:
+    """An AI Scientist folder with the template installed and ideas run through it."""
+
+    def __init__(self, root: Path, experiment: str = "fashion_mnist"):
+        self.root = root
+        self.experiment = experiment
+        self.template = root / "templates" / experiment
+        self.results = root / "results" / experiment
+        shutil.copytree(TEMPLATE, self.template, ignore=shutil.ignore_patterns("__*"))
+        (self.template / "run_0" / "final_info.json").write_text(json.dumps(final_info(BASELINE)))
+        self.results.mkdir(parents=True)
+
+    def idea_folder(self, idea: Idea, stamp: str, with_run_0: bool = True) -> Path:
+        # launch_scientist.py lines 166-171: results/<experiment>/<timestamp>_<Name>, a copy
+        # of the template folder (run_0 included)
+        folder = self.results / f"{stamp}_{idea.Name}"
+        shutil.copytree(self.template, folder)
+        if not with_run_0:
+            shutil.rmtree(folder / "run_0")
+            return folder
+        # lines 180-185: notes.txt opens with the title and the experiment
+        (folder / "notes.txt").write_text(
+            f"# Title: {idea.Title}\n# Experiment description: {idea.Experiment}\n"
+            f"## Run 0: Baseline\nResults: {{...}}\nDescription: Baseline results.\n"
+        )
+        return folder
+
+    @staticmethod
+    def run(folder: Path, number: int, per_seed: dict[str, list[float]] | None) -> None:
+        # perform_experiments.py lines 33-36: run_<i>.py is copied for every attempt; lines
+        # 52-56: a failed run's folder is removed, so only a success leaves final_info.json
+        shutil.copy(folder / "experiment.py", folder / f"run_{number}.py")
+        if per_seed is not None:
+            (folder / f"run_{number}").mkdir()
+            (folder / f"run_{number}" / "final_info.json").write_text(
+                json.dumps(final_info(per_seed), indent=2)
+            )
+
+    @staticmethod
+    def paper(folder: Path, idea: Idea, overall: int | None, decision: str | None) -> None:
+        # perform_writeup.py line 512: <folder>/<Name>.pdf; launch_scientist.py lines 277-279:
+        # review.txt is json.dumps(review, indent=4) with perform_review.py's fields
+        (folder / f"{idea.Name}.pdf").write_bytes(b"%PDF-1.5\n%%EOF\n")
+        if overall is None:
+            return
+        review = {
+            "Summary": "The paper studies a change to the CNN.",
+            "Strengths": ["Clear setup."],
+            "Weaknesses": ["Small effect."],
+            "Originality": 2,
+            "Quality": 2,
+            "Clarity": 3,
+            "Significance": 2,
+            "Questions": ["Why this value?"],
+            "Limitations": ["One dataset."],
+            "Ethical Concerns": False,
+            "Soundness": 2,
+            "Presentation": 3,
+            "Contribution": 2,
+            "Overall": overall,
+            "Confidence": 4,
+            "Decision": decision,
+        }
+        (folder / "review.txt").write_text(json.dumps(review, indent=4))
