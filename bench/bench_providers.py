@@ -1,12 +1,12 @@
 """Benchmark the language-model layer and print the figures.
 
-Local model (SmolLM2-135M-Instruct on this machine's CPU): load time, tokens per second of
-free generation, seconds per structured idea (an idea-shaped schema, field by field).
 SDK providers: wall time per call through get_model against the loopback server, side by
 side with the baseline of a bare HTTP POST of the same request to the same server, and with
 a response-cache hit.
 
-    .venv/bin/python bench/bench_providers.py [--calls 50] [--ideas 3] [--skip-local]
+    .venv/bin/python bench/bench_providers.py [--calls 50]
+
+The local model has its own benchmark: bench/bench_local_model.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,10 +43,6 @@ IDEA_REPLY = json.dumps(
     }
 )
 
-LOAD_SCRIPT = (
-    "from ideagen.providers.local_provider import load_model; print(load_model().load_seconds)"
-)
-
 
 class IdeaDraft(BaseModel):
     Name: str = Field(pattern=r"^[a-z0-9_]+$", description="a short snake_case name")
@@ -56,59 +51,6 @@ class IdeaDraft(BaseModel):
     Interestingness: int = Field(ge=1, le=10)
     Feasibility: int = Field(ge=1, le=10)
     Novelty: int = Field(ge=1, le=10)
-
-
-def bench_local(store: Store, ideas: int) -> None:
-    from ideagen.providers.local_provider import Decoder, load_model, torch_threads
-
-    with tempfile.TemporaryDirectory() as cache:
-        for label in ("converting the GGUF file", "from the kept conversion"):
-            seconds = subprocess.run(
-                [sys.executable, "-c", LOAD_SCRIPT],
-                env={**os.environ, "IDEAGEN_MODEL_CACHE": cache},
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()[-1]
-            print(f"local load, {label:26s}{float(seconds):8.1f} s")
-    loaded = load_model()
-    prompt = loaded.tokenizer.apply_chat_template(
-        [
-            {"role": "system", "content": CONTEXT[:1200]},
-            {"role": "user", "content": ASK[0].content},
-        ],
-        add_generation_prompt=True,
-        tokenize=False,
-    )
-    for threads in ("2", "1"):
-        os.environ["IDEAGEN_LOCAL_THREADS"] = threads
-        with torch_threads():
-            decoder = Decoder(loaded, temperature=0.7)
-            started = time.perf_counter()
-            decoder.feed_text(prompt)
-            prefill = time.perf_counter() - started
-            started = time.perf_counter()
-            decoder.generate_line(48, stop_at_line_end=False)
-            generation = time.perf_counter() - started
-        print(
-            f"local, {threads} thread(s): prompt {decoder.tokens_in / prefill:6.1f} tokens/s "
-            f"({decoder.tokens_in} tokens), generation {decoder.tokens_out / generation:5.1f}"
-            f" tokens/s ({decoder.tokens_out} tokens)"
-        )
-    del os.environ["IDEAGEN_LOCAL_THREADS"]
-    model = get_model("local", store=store, run_id="bench-local")
-    seconds = []
-    for _ in range(ideas):
-        started = time.perf_counter()
-        draft = model.structured(ASK, IdeaDraft, system="You are an ML researcher.")
-        seconds.append(time.perf_counter() - started)
-        print(f"    {draft.Name}: {draft.Title[:70]}")
-    print(
-        f"local structured idea                 {statistics.mean(seconds):8.1f} s/idea "
-        f"(n={ideas}, min {min(seconds):.1f}, max {max(seconds):.1f})"
-    )
-    spend = store.spend("bench-local")
-    print(f"local tokens for those ideas          in {spend.tokens_in}, out {spend.tokens_out}")
 
 
 def raw_post(url: str, path: str, body: dict, headers: dict) -> None:
@@ -207,17 +149,11 @@ def bench_sdk(store: Store, calls: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50, help="calls per SDK measurement")
-    parser.add_argument(
-        "--ideas", type=int, default=3, help="structured ideas from the local model"
-    )
-    parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args()
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} CPU cores, load average {load}")
     with tempfile.TemporaryDirectory() as home, Store.open(home) as store:
         bench_sdk(store, args.calls)
-        if not args.skip_local:
-            bench_local(store, args.ideas)
 
 
 if __name__ == "__main__":
