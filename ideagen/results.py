@@ -123,6 +123,19 @@ class IdeaOutcome(BaseModel):
             parts.append("paper written, not reviewed" if self.paper else "no paper")
         return ", ".join(parts)
 
+    def short(self) -> str:
+        """A few words for a table cell, e.g. `-0.20 pp, rejected`."""
+        if not self.ran:
+            return "did not run"
+        change = self.main_delta()
+        first = "no baseline" if change is None else format_change(self.metric or "", change)
+        if self.verdict == "within noise":
+            first += " (noise)"
+        if self.review is not None and self.review.Decision:
+            decided = "accepted" if self.review.Decision.lower() == "accept" else "rejected"
+            return f"{first}, {decided}"
+        return f"{first}, {'paper' if self.paper else 'no paper'}"
+
     def public(self) -> dict[str, Any]:
         """The `--json` form: the documented keys first, then the rest."""
         data = self.model_dump(mode="json")
@@ -170,6 +183,12 @@ def read_results(
     """Every idea folder under `directory` (The AI Scientist's `results/<experiment>`)."""
     if not directory.is_dir():
         raise ResultsError(f"{directory}: no such results folder")
+    if (directory / "launch_scientist.py").is_file():
+        names = sorted(p.name for p in (directory / "results").glob("*") if p.is_dir())
+        raise ResultsError(
+            f"{directory} is The AI Scientist's folder: add --experiment NAME"
+            + (f" (its results hold: {', '.join(names)})" if names else " (it has no results yet)")
+        )
     experiment = experiment or directory.name
     if ideas_file is None:
         guess = directory.resolve().parent.parent / "templates" / directory.name / "ideas.json"

@@ -272,3 +272,30 @@ def test_store_migrates_an_older_file(tmp_path):
     with Store(path) as store:
         assert store.schema_version >= 4 and store.outcomes() == []
         assert [s.idea.Name for s in store.ideas(name="label_smoothing")] == ["label_smoothing"]
+
+
+def test_brainstorm_for_the_template_is_told_the_outcomes(checkout, store, tmp_path, monkeypatch):
+    from ideagen.brainstorm import Brainstorm
+    from ideagen.providers import get_model
+    from ideagen.template_context import bundled_template_dir, load_template
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
+    model = get_model("openai", "gpt-4o-mini", store=store, base_url="http://127.0.0.1:9")
+    template = load_template(bundled_template_dir())
+    assert template.name == checkout.experiment == "fashion_mnist"
+
+    def context() -> str:
+        return Brainstorm(
+            model, store, template, topic="x", count=1, out=tmp_path / "s.json"
+        )._context
+
+    assert "WHAT HAPPENED TO EARLIER IDEAS" not in context()
+    save_outcomes(store, read_results(checkout.results, store=store))
+    assert "- Mixup strength curriculum: did not run" in context()
+
+
+def test_results_on_the_ai_scientist_folder_asks_for_the_experiment(checkout, capsys):
+    (checkout.root / "launch_scientist.py").write_text("# The AI Scientist\n")
+    assert main(["results", str(checkout.root)]) == 2
+    said = " ".join(capsys.readouterr().out.split())
+    assert "add --experiment NAME (its results hold: fashion_mnist)" in said

@@ -38,7 +38,7 @@ from ideagen.review.novelty import (
 )
 from ideagen.schema import Idea
 from testkit.loopback import LoopbackServer
-from tests.fakes import ScriptedReviewer, idea_in, quality
+from tests.fakes import AIScientistCheckout, ScriptedReviewer, idea_in, quality, seeds
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_wait_s=0.05, timeout_s=5)
 
@@ -1010,3 +1010,27 @@ def test_written_files_follow_the_umask(
     )
     assert out.stat().st_mode & 0o777 == 0o640, "an existing file keeps its mode"
     assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left"
+
+
+def test_review_shows_what_happened_to_an_idea_run_before(
+    reviewer, loopback, tmp_path, capsys, monkeypatch
+):
+    smoothing = Idea.from_entry(IDEAS[0])
+    scientist = AIScientistCheckout(tmp_path / "AI-Scientist")
+    folder = scientist.idea_folder(smoothing, "20260101_120000")
+    scientist.run(folder, 1, seeds((0.928, 0.930), (0.29, 0.29)))  # -0.20 pp
+    scientist.paper(folder, smoothing, overall=3, decision="Reject")
+    assert main(["results", str(scientist.results)]) == 0
+    capsys.readouterr()
+    path = tmp_path / "ideas.json"
+    path.write_text(json.dumps(IDEAS, indent=4))
+    report = tmp_path / "r.html"
+    monkeypatch.setenv("COLUMNS", "140")  # the width of a wide terminal
+    code, stdout, stderr = run_review(
+        capsys, str(path), "--provider", "openai", "--novelty", "off", "--report", str(report)
+    )
+    assert code == 0, stderr
+    row = next(line for line in stdout.splitlines() if "label_smoothing" in line)
+    assert row.rstrip().endswith("-0.20 pp (noise), rejected")
+    html = report.read_text()
+    assert "<b>label_smoothing</b>: label_smoothing ran before" in html

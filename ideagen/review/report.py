@@ -492,7 +492,8 @@ def summary_table(result: ReviewResult) -> Table:
     table.add_column("Dup", justify="right", no_wrap=True)
     earlier = any(item.earlier is not None for item in result.ideas)
     if earlier:
-        table.add_column("Run before", overflow="fold")
+        cells = [item.earlier.short() for item in result.ideas if item.earlier is not None]
+        table.add_column("Run before", overflow="fold", min_width=max(map(len, cells)))
     for position, item in enumerate(result.ideas, start=1):
         ratings = [str(getattr(item.reviewed, field)) for field in RATING_FIELDS]
         if item.judge is None:
@@ -509,6 +510,6 @@ def summary_table(result: ReviewResult) -> Table:
             str(len(item.duplicates)) if item.duplicates else "",
         ]
         if earlier:
-            row.append(item.earlier.summary() if item.earlier is not None else "")
+            row.append(item.earlier.short() if item.earlier is not None else "")
         table.add_row(*row)
     return table
