@@ -105,7 +105,9 @@ def install(dest: Path, *, name: str = TEMPLATE_NAME, force: bool = False) -> Pa
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=templates))
     try:
         copy = staging / name
-        shutil.copytree(bundled_template_dir(), copy, ignore=shutil.ignore_patterns(*IGNORED_NAMES))
+        # __init__.py only marks the bundled folder as a package (see resources.py)
+        skipped = shutil.ignore_patterns(*IGNORED_NAMES, "__init__.py")
+        shutil.copytree(bundled_template_dir(), copy, ignore=skipped)
         if target.exists():
             shutil.rmtree(target)
         os.replace(copy, target)

@@ -127,6 +127,7 @@ def test_the_installed_wheel_works_outside_the_checkout(installed: Path, elsewhe
         (REPO / "template" / "prompt.json").read_text()
     )
     assert (copied / "latex" / "template.tex").is_file()
+    assert not (copied / "__init__.py").exists(), "the package marker stays in the package"
 
     ideas = shutil.copy(CORPUS_FILE, elsewhere / "ideas.json")
     checked = run(installed, elsewhere, "ideagen", "validate", str(ideas))
