@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ideagen.brainstorm import IdeaDraft, append_ideas, draft_fields
-from ideagen.ideafile import IdeaFileError, load_ideas
+from ideagen.brainstorm import IdeaDraft, draft_fields
+from ideagen.ideafile import IdeaFileError, append_ideas
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
 from ideagen.schema import Idea
@@ -182,7 +182,7 @@ class ChatSession:
         """Append kept ideas to `path` (existing entries kept exactly, Name clashes suffixed)."""
         path = Path(path).resolve()
         todo = [p for p in self.kept if path not in p.saved_to]
-        saved = append_ideas(path, load_ideas(path, missing_ok=True), [p.idea for p in todo])
+        saved = append_ideas(path, [p.idea for p in todo])
         for proposal in todo:
             proposal.saved_to.add(path)
         self._log("command", f"/save {path} ({len(saved)} ideas)")

@@ -66,7 +66,10 @@ def load_model() -> SentenceTransformer:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
 
+            # A progress bar for loading 90 MB from disk is noise, and it broke --quiet/--json.
+            transformers_logging.disable_progress_bar()
             _model = SentenceTransformer(str(model_dir()), device="cpu")
         return _model
 

@@ -10,9 +10,14 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
+from pydantic import ValidationError
 
 from ideagen.schema import (
     RATING_FIELDS,
@@ -20,7 +25,13 @@ from ideagen.schema import (
     Problem,
     describe_entry_problems,
     duplicate_name_warnings,
+    size_warnings,
+    validation_problem,
 )
+
+# Idea files nest three levels deep; far deeper input is hostile or broken, and rendering it
+# back would exhaust Python's recursion limit.
+MAX_NESTING = 64
 
 
 class IdeaFileError(Exception):
@@ -76,6 +87,12 @@ def load_ideas(path: str | Path, missing_ok: bool = False) -> IdeaFile:
         raise IdeaFileError(
             f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise IdeaFileError(f"{label}: the JSON is nested too deeply to be an idea list") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise IdeaFileError(f"{label}: invalid JSON: {first_sentence(exc)}") from None
+    if nesting_depth(data) > MAX_NESTING:
+        raise IdeaFileError(f"{label}: the JSON is nested too deeply to be an idea list")
     if not isinstance(data, list):
         kind = type(data).__name__.replace("dict", "object")
         raise IdeaFileError(f"{label}: the top level is a JSON {kind}, expected a list of ideas")
@@ -99,15 +116,34 @@ def read_user_text(path: Path, expected: str, error: type[Exception]) -> str:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def nesting_depth(data: Any) -> int:
+    """How deeply lists and objects nest (iteratively: deep input must not exhaust the stack)."""
+    deepest, pending = 0, [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, list | dict):
+            deepest = max(deepest, depth)
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def first_sentence(error: Exception) -> str:
+    return str(error).split(";")[0].split("\n")[0]
+
+
 def parse_entries(label: str, entries: list[Any]) -> tuple[list[Idea], list[Problem]]:
     ideas: list[Idea] = []
     problems: list[Problem] = []
     for index, entry in enumerate(entries):
         entry_problems = describe_entry_problems(label, index, entry)
-        if entry_problems:
-            problems.extend(entry_problems)
-        else:
-            ideas.append(Idea.from_entry(entry))
+        if not entry_problems:
+            try:
+                ideas.append(Idea.from_entry(entry))
+            except ValidationError as error:
+                entry_problems = [validation_problem(label, index, entry, error)]
+        problems.extend(entry_problems)
+        problems.extend(size_warnings(label, index, entry))
     problems.extend(duplicate_name_warnings(label, entries))
     return ideas, problems
 
@@ -143,11 +179,13 @@ def save_ideas(path: str | Path, ideas: list[Idea], like: IdeaFile | None = None
         text = like.original_text
     else:
         text = (like.style if like else DEFAULT_STYLE).render(entries)
-    atomic_write_text(Path(path), text)
+    write_output(Path(path), text)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over the target."""
+    """Write via a temporary file in the same folder, fsync, then rename over the target.
+    A symlink is written through (its target is replaced, the link stays)."""
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = _create_temp(path)
     try:
@@ -177,6 +215,66 @@ def _create_temp(path: Path) -> tuple[int, str]:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
         except FileExistsError:
             continue
+
+
+class OutputError(Exception):
+    """An output file that cannot be written; one line naming it and why."""
+
+
+def check_output_path(path: Path, what: str) -> None:
+    """Raise OutputError now, before any paid work, when `path` could not be written later:
+    a folder, under a file, or in a folder this user cannot write to."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise OutputError(f"{path}: is a folder; name a file for {what}")
+    existing = target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{path}: cannot write {what} there: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write {what} there: {existing} is not writable")
+
+
+def write_output(path: Path, text: str) -> None:
+    """atomic_write_text, with any OS failure (disk full, permissions) as OutputError; the
+    old file, if any, is left as it was."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the lock of an idea file, shared by threads and processes, for a read-merge-write.
+
+    The lock is a separate `.NAME.lock` file: the idea file itself is replaced on every write,
+    so a lock on it would not outlive the write."""
+    path = Path(os.path.realpath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.parent / f".{path.name}.lock", is_singleton=True):
+        yield
+
+
+def append_ideas(path: Path, ideas: list[Idea]) -> list[Idea]:
+    """Append ideas in one atomic write under the file's lock, re-reading the file first, so
+    that concurrent writers (threads or processes) lose nothing. Every existing entry (valid
+    or not) and the file's layout are kept exactly; a Name already in the file gets a suffix.
+    Returns what was written."""
+    with locked(path):
+        loaded = load_ideas(path, missing_ok=True)
+        entries = list(loaded.entries)
+        taken = {entry.get("Name") for entry in entries if isinstance(entry, dict)}
+        written = []
+        for idea in ideas:
+            idea = idea.model_copy(update={"Name": unique_name(idea.Name, taken)})
+            taken.add(idea.Name)
+            entries.append(idea.to_entry())
+            written.append(idea)
+        if written:
+            atomic_write_text(path, loaded.style.render(entries))
+    return written
 
 
 def unique_name(name: str, taken: set[str]) -> str:
@@ -214,7 +312,7 @@ def fix_entries(label: str, entries: list[Any]) -> FixResult:
         where = f"{label}: entry {index}"
         for rating in RATING_FIELDS:
             value = entry.get(rating)
-            if isinstance(value, str) and value.strip().isdigit():
+            if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}", value.strip(), re.ASCII):
                 entry[rating] = int(value.strip())
                 changes.append(f"{where}: {rating}: {value!r} -> {entry[rating]}")
             elif isinstance(value, float) and value.is_integer():

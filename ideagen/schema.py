@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_]+$")
+NAME_PATTERN = re.compile(r"[a-z0-9_]+")  # used with fullmatch: "$" would accept "abc\n"
 RATING_FIELDS = ("Interestingness", "Feasibility", "Novelty")
 TEXT_FIELDS = ("Name", "Title", "Experiment")
 REQUIRED_FIELDS = TEXT_FIELDS + RATING_FIELDS
+# An idea is a few hundred to a few thousand characters; a field far longer is a mistake (a
+# pasted log, a generated file) that a paid model would bill on every call showing it.
+MAX_FIELD_CHARS = 20_000
 
 
 class Idea(BaseModel):
@@ -25,7 +28,7 @@ class Idea(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    Name: str = Field(pattern=NAME_PATTERN.pattern)
+    Name: str = Field(pattern=rf"^{NAME_PATTERN.pattern}$")
     Title: str = Field(min_length=1)
     Experiment: str = Field(min_length=1)
     Interestingness: int = Field(ge=1, le=10)
@@ -84,7 +87,8 @@ class Problem:
         if self.index is not None:
             where += f": entry {self.index}"
             if self.name:
-                where += f" ({self.name})"
+                shown = self.name if self.name.isprintable() else json_repr(self.name)
+                where += f" ({shown})"
         if self.field:
             where += f": {self.field}"
         prefix = "warning: " if self.severity == "warning" else ""
@@ -112,7 +116,7 @@ def describe_entry_problems(file: str, index: int, entry: Any) -> list[Problem]:
             add(field, f"is a {_json_type(value)}, expected a string")
         elif not value.strip():
             add(field, "is empty")
-        elif field == "Name" and not NAME_PATTERN.match(value):
+        elif field == "Name" and not NAME_PATTERN.fullmatch(value):
             add(field, f"{value!r} must match ^[a-z0-9_]+$ (lowercase letters, digits, _)")
     for field in RATING_FIELDS:
         if field not in entry:
@@ -121,13 +125,47 @@ def describe_entry_problems(file: str, index: int, entry: Any) -> list[Problem]:
         if isinstance(value, bool) or not isinstance(value, int):
             add(field, f"{json_repr(value)} is a {_json_type(value)}, expected an integer 1-10")
         elif value < 1:
-            add(field, f"{value} is below 1")
+            add(field, f"{json_repr(value)} is below 1")
         elif value > 10:
-            add(field, f"{value} is above 10")
+            add(field, f"{json_repr(value)} is above 10")
     novel = entry.get("novel")
     if "novel" in entry and not isinstance(novel, bool):
         add("novel", f"{json_repr(novel)} is a {_json_type(novel)}, expected true or false")
     return problems
+
+
+def size_warnings(file: str, index: int, entry: Any) -> list[Problem]:
+    """A warning for each text field far longer than any real idea (paid for on every call)."""
+    if not isinstance(entry, dict):
+        return []
+    name = entry.get("Name") if isinstance(entry.get("Name"), str) else None
+    return [
+        Problem(
+            file,
+            f"{len(entry[field]):,} characters; real ideas have a few thousand at most, "
+            f"and ideas over {MAX_FIELD_CHARS:,} are not sent to a paid model",
+            index=index,
+            name=name,
+            field=field,
+            severity="warning",
+        )
+        for field in TEXT_FIELDS
+        if isinstance(entry.get(field), str) and len(entry[field]) > MAX_FIELD_CHARS
+    ]
+
+
+def oversized(idea: Idea) -> str | None:
+    """The first text field over MAX_FIELD_CHARS, or None."""
+    return next((f for f in TEXT_FIELDS if len(getattr(idea, f)) > MAX_FIELD_CHARS), None)
+
+
+def validation_problem(file: str, index: int, entry: Any, error: ValidationError) -> Problem:
+    """pydantic's objection to an entry the checks above let through, as one Problem."""
+    item = error.errors()[0]
+    field = ".".join(str(part) for part in item["loc"]) or None
+    name = entry.get("Name") if isinstance(entry, dict) else None
+    name = name if isinstance(name, str) and NAME_PATTERN.fullmatch(name) else None
+    return Problem(file, " ".join(item["msg"].split()), index=index, name=name, field=field)
 
 
 def duplicate_name_warnings(file: str, entries: list[Any]) -> list[Problem]:

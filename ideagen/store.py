@@ -214,20 +214,77 @@ class SpendSummary:
     latency_s: float
 
 
+class StoreError(Exception):
+    """The store cannot be used; one line naming the file or folder and what to do."""
+
+
+def store_path(home: str | Path | None) -> Path:
+    return (Path(home).expanduser() if home else default_home()) / DB_FILENAME
+
+
+def damaged_store(path: Path, error: Exception) -> str:
+    return (
+        f"{path}: the store is damaged or not an ideagen store ({error}); move it aside "
+        "(ideagen never deletes a store) and run again to start a new one"
+    )
+
+
+def check_not_truncated(path: Path) -> None:
+    """SQLite notices a cut-off file only when it reads a missing page, possibly after a paid
+    call; the header says how long the file must be (when SQLite itself trusts that field)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return  # not a database at all: SQLite's own error says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    trusted = header[24:28] == header[92:96]
+    if trusted and path.stat().st_size < page_size * pages:
+        raise StoreError(damaged_store(path, f"cut off at {path.stat().st_size:,} bytes"))
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = path.parent
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(
+                f"{folder}: is a file, not a folder; give --home (or IDEAGEN_HOME) a folder"
+            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{folder}: cannot create the store's folder ({exc.strerror}); "
+                "give --home (or IDEAGEN_HOME) a folder you can write to"
+            ) from None
+        if path.is_dir():
+            raise StoreError(f"{path}: is a folder, expected the store file; move it aside")
+        check_not_truncated(path)
         # One connection shared by the threads of a run; the lock keeps their
         # transactions from interleaving.
-        self._conn = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            self._conn = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._lock = threading.RLock()
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            if not path.exists() or not os.access(path, os.W_OK) or "readonly" in str(exc):
+                raise StoreError(
+                    f"{path}: cannot write the store ({exc}); give --home (or IDEAGEN_HOME) "
+                    "a folder you can write to"
+                ) from None
+            raise StoreError(damaged_store(path, exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(damaged_store(path, exc)) from None
 
     @classmethod
     def open(cls, home: str | Path | None = None) -> Store:

@@ -262,7 +262,6 @@ def test_retries_stop_at_the_total_time_bound(connect, loopback, provider):
     [
         (Fault.error(400, "max_tokens: must be positive"), "refused the request"),
         (Fault.error(404, "model: claude-nope"), "check --model"),
-        (Fault.html_page(), "did not answer like"),
     ],
 )
 def test_unfixable_failures_end_in_one_line_without_retrying(

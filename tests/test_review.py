@@ -40,7 +40,7 @@ from ideagen.schema import Idea
 from testkit.loopback import LoopbackServer
 from tests.fakes import AIScientistCheckout, ScriptedReviewer, idea_in, quality, seeds
 
-FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_wait_s=0.05, timeout_s=5)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=5)
 
 
 def make_idea(name: str, title: str, experiment: str, ratings=(5, 5, 5), **extra) -> Idea:
@@ -189,7 +189,7 @@ def test_429_is_retried_with_backoff_then_succeeds(literature_server, store):
     literature_server.rate_limited = 2
     literature_server.retry_after = "0.02"
     waits: list[float] = []
-    retry = RetryPolicy(attempts=4, backoff_s=0.01, max_wait_s=1.0, sleep=waits.append)
+    retry = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=1.0, sleep=waits.append)
     client = OpenAlexClient("openalex", literature_server.base_url, store, retry)
     assert [p.title for p in client.search("dropout")] == ["Dropout in CNNs"]
     assert [r.status for r in literature_server.requests] == [429, 429, 200]
@@ -200,7 +200,7 @@ def test_429_storm_gives_up_after_capped_tries(literature_server, store):
     literature_server.storm = True
     literature_server.retry_after = "3600"
     waits: list[float] = []
-    retry = RetryPolicy(attempts=4, backoff_s=0.5, max_wait_s=2.0, sleep=waits.append)
+    retry = RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=2.0, sleep=waits.append)
     client = SemanticScholarClient("semantic_scholar", literature_server.base_url, store, retry)
     with pytest.raises(LiteratureError, match="429 after 4 tries"):
         client.search("anything")

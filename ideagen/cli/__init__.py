@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sqlite3
 import sys
 
 from ideagen import __version__
 from ideagen.cli import brainstorm, chat, dedup, model, results, review, template, validate
+from ideagen.ideafile import OutputError
+from ideagen.store import StoreError, damaged_store, store_path
 
 COMMANDS = (brainstorm, chat, review, results, dedup, validate, template, model)
+
+
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +42,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    show_notices()
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        code = EXIT_INTERRUPTED
+    except (StoreError, OutputError) as exc:
+        print(f"ideagen {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"ideagen {args.command}: {damaged_store(store_path(args.home), exc)}", file=sys.stderr
+        )
+        return 2
+    if code == EXIT_INTERRUPTED:
+        # Ctrl-C: everything finished is saved and the store is closed. Normal interpreter
+        # shutdown can take half a minute more (a worker blocked on a server that never
+        # answers, the embedding model's threads being torn down), so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def show_notices() -> None:
+    """Warnings from the library (a long retry wait) go to stderr as one line each."""
+    logger = logging.getLogger("ideagen")
+    if not any(isinstance(handler, _Stderr) for handler in logger.handlers):
+        logger.addHandler(_Stderr())
+    logger.setLevel(logging.WARNING)
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (tests and pagers replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"ideagen: {record.getMessage()}", file=sys.stderr)

@@ -93,11 +93,11 @@ def _load(path: Path) -> IdeaFile | int:
     try:
         loaded = load_ideas(path)
     except IdeaFileError as exc:
-        print(exc)
+        print(exc, file=sys.stderr)
         return EXIT_UNREADABLE
     if loaded.errors:
         for problem in loaded.problems:
-            print(problem)
+            print(problem, file=sys.stderr)
         return EXIT_INVALID
     for problem in loaded.warnings:
         print(problem, file=sys.stderr)

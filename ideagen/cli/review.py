@@ -11,7 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ideagen.cli._common import add_model_options, model_from_args, open_store
+from ideagen.cli._common import (
+    add_model_options,
+    check_outputs,
+    model_from_args,
+    open_store,
+    positive_int,
+    show_estimate,
+)
 from ideagen.handover import (
     DEFAULT_SCIENTIST_MODEL,
     Handover,
@@ -20,13 +27,19 @@ from ideagen.handover import (
     next_steps,
     target_for,
 )
-from ideagen.ideafile import atomic_write_text, save_ideas
+from ideagen.ideafile import save_ideas, write_output
 from ideagen.providers import ModelError
-from ideagen.review.pipeline import ReviewInputError, ReviewOptions, load_for_review, review_file
+from ideagen.review.pipeline import (
+    ReviewInputError,
+    ReviewOptions,
+    load_for_review,
+    review_estimate,
+    review_file,
+)
 from ideagen.review.report import render_report, summary_table
 from ideagen.template_context import TemplateError, load_template
 
-EXIT_OK, EXIT_FAILED = 0, 2
+EXIT_OK, EXIT_INCOMPLETE, EXIT_FAILED = 0, 1, 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.html",
         help="where to write the HTML report (default: FILE + .review.html)",
     )
-    add_model_options(parser)
+    add_model_options(parser, budget=True)
     parser.add_argument(
         "--novelty",
         choices=("online", "offline", "off"),
@@ -96,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rank", action="store_true", help="order by a pairwise tournament (more model calls)"
     )
     parser.add_argument(
-        "--rounds", type=int, metavar="N", help="tournament rounds (default: log2(n) + 1)"
+        "--rounds", type=positive_int, metavar="N", help="tournament rounds (default: log2(n) + 1)"
     )
     parser.add_argument("--limit", type=int, metavar="N", help="review only the first N ideas")
     parser.add_argument(
@@ -124,17 +137,19 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         into = target_for(args.into) if args.into is not None else None
-        load_for_review(args.file)
+        loaded = load_for_review(args.file)
         template = load_template(args.template) if args.template else None
     except ReviewInputError as exc:
         for line in exc.lines:
-            print(line)
+            print(line, file=sys.stderr)
         return exc.exit_code
     except (TemplateError, HandoverError) as exc:
-        print(exc)
+        print(exc, file=sys.stderr)
         return EXIT_FAILED
     out = into or args.out or args.file.with_name(args.file.stem + ".reviewed.json")
     report_path = args.report or args.file.with_name(args.file.stem + ".review.html")
+    if not check_outputs("review", {"the reviewed ideas": out, "the report": report_path}):
+        return EXIT_FAILED
     options = ReviewOptions(
         novelty=args.novelty,
         corpus=args.corpus,
@@ -151,11 +166,12 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         model = model_from_args(args, store, run_id, console)
+        show_estimate(model, console, args.max_cost, *review_estimate(loaded.ideas, options))
         with ProgressBars(console) as progress:
             result = review_file(args.file, model, store, options, run_id=run_id, progress=progress)
     except ReviewInputError as exc:
         for line in exc.lines:
-            print(line)
+            print(line, file=sys.stderr)
         return exc.exit_code
     except ModelError as exc:
         print(f"ideagen review: {exc}", file=sys.stderr)
@@ -166,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if into is not None:
         handover = Handover(args.into, into, back_up(into))
     save_ideas(out, result.output_ideas())
-    atomic_write_text(report_path, render_report(result))
+    write_output(report_path, render_report(result))
     Console().print(summary_table(result))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -179,6 +195,25 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"wrote {out} and {report_path}")
     for line in next_steps(result.output_ideas(), out, handover, args.scientist_model):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return _exit_code(result, model)
+
+
+def _exit_code(result, model) -> int:
+    """Not 0 when the review is incomplete: the budget stopped it, or no idea was judged."""
+    budget = getattr(model, "budget", None)
+    if budget is not None and budget.reached:
+        print(
+            "ideagen review: stopped at the --max-cost budget; what was done is written, "
+            "unjudged ideas keep their own ratings",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
+    if result.ideas and all(item.judge is None for item in result.ideas):
+        print(
+            "ideagen review: the judge could not score any idea (see the report for why)",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     return EXIT_OK
 
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ideagen.ideafile import IdeaFileError, fix_entries, load_ideas
-from ideagen.ideafile import atomic_write_text as write_text
+from ideagen.cli._common import check_outputs
+from ideagen.ideafile import IdeaFileError, fix_entries, load_ideas, write_output
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.fix and (args.out is None or len(args.files) != 1):
         print("ideagen validate: --fix needs exactly one FILE and -o OUT", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.fix and not check_outputs("validate", {"the repaired copy": args.out}):
         return EXIT_UNREADABLE
     worst = EXIT_OK
     for path in args.files:
@@ -54,7 +56,7 @@ def _fix(loaded, out: Path) -> int:
     result = fix_entries(str(loaded.path), loaded.entries)
     for change in result.changes:
         print(f"fixed: {change}")
-    write_text(out, loaded.style.render(result.entries))
+    write_output(out, loaded.style.render(result.entries))
     print(f"wrote {out} ({len(result.changes)} changes)", file=sys.stderr)
     for problem in result.remaining:
         print(problem)

@@ -15,7 +15,8 @@ import os
 from rich.console import Console
 
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
-from ideagen.providers.common import RetryPolicy
+from ideagen.providers.budget import Budget
+from ideagen.retry import RetryPolicy
 from ideagen.store import Store
 
 PROVIDERS = ("auto", "anthropic", "openai", "local")
@@ -43,16 +44,25 @@ def get_model(
     run_id: str | None = None,
     console: Console | None = None,
     retry: RetryPolicy | None = None,
+    max_cost_usd: float | None = None,
 ) -> LanguageModel:
     """A ready model. Raises ModelError (one line, what to do) when it cannot be built.
 
     `retry` replaces the default retry and timeout policy (tests use short delays).
+    `max_cost_usd` stops the calls recorded under `run_id` (and its sub-runs) at that spend.
     """
     if provider not in PROVIDERS:
         raise ModelError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
     if provider == "auto":
         provider = _choose(base_url, console or Console(stderr=True))
-    shared = {"store": store, "run_id": run_id, "no_cache": no_cache, "retry": retry}
+    budget = Budget(max_cost_usd, run_id or "", store) if max_cost_usd is not None else None
+    shared = {
+        "store": store,
+        "run_id": run_id,
+        "no_cache": no_cache,
+        "retry": retry,
+        "budget": budget,
+    }
     if provider == "anthropic":
         from ideagen.providers.anthropic_provider import AnthropicModel
 

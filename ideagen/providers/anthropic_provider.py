@@ -83,10 +83,11 @@ class AnthropicModel(RecordedModel):
                 key_variable=KEY_VARIABLE,
             ) from None
         if not isinstance(response, AnthropicMessage):
-            raise CallFailed(
+            # A proxy's or captive portal's error page: often gone on the next try.
+            raise RetryableError(
                 "bad_response",
-                f"{self.endpoint} did not answer like the Anthropic API (an HTML page or other "
-                "non-JSON reply); check ANTHROPIC_BASE_URL / --base-url",
+                f"{self.endpoint} answered with an HTML page or other non-JSON reply, not like "
+                "the Anthropic API; check ANTHROPIC_BASE_URL / --base-url if it persists",
             )
         usage = response.usage
         return Reply(

@@ -12,20 +12,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import re
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ideagen import pricing
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
+from ideagen.providers.budget import Budget, Estimate
 from ideagen.resources import render_prompt
+from ideagen.retry import (  # noqa: F401  (providers import them from here)
+    LONG_WAIT_S,
+    RetriesExhausted,
+    RetryableError,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from ideagen.store import CallRecord, Store
 
 T = TypeVar("T", bound=BaseModel)
@@ -36,37 +41,9 @@ MAX_REPAIRS = 2  # a structured reply that fails validation is sent back at most
 STOP_END = "end_turn"
 STOP_MAX_TOKENS = "max_tokens"
 PURPOSE_HEADER = "X-Ideagen-Purpose"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try a failed call again, and for how long at most.
-
-    The delay before retry n (1-based) is min(max_delay_s, base_delay_s * 2**(n-1)), scaled by
-    a random factor in [0.5, 1] so that parallel callers do not retry in step; a retry-after
-    from the server replaces it. No call waits longer than call_timeout_s, and retrying stops
-    once total_timeout_s have passed since the first attempt.
-    """
-
-    max_attempts: int = 6
-    base_delay_s: float = 1.0
-    max_delay_s: float = 30.0
-    call_timeout_s: float = 120.0
-    total_timeout_s: float = 300.0
-
-    def backoff(self, attempt: int) -> float:
-        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
-        return delay * random.uniform(0.5, 1.0)
-
-
-class RetryableError(Exception):
-    """One attempt failed in a way that waiting may fix."""
-
-    def __init__(self, status: str, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
+# Far above any real prompt (the template's code plus a few ideas is under 100,000); a request
+# larger than this to a paid model is a mistake (a huge idea file) and is not sent.
+MAX_PAID_REQUEST_CHARS = 400_000
 
 
 class CallFailed(ModelError):
@@ -75,29 +52,6 @@ class CallFailed(ModelError):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status = status
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """The server's requested wait: retry-after-ms, or retry-after in seconds or as a date."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def redact(text: str, secrets: Sequence[str | None]) -> str:
@@ -200,8 +154,10 @@ class RecordedModel(LanguageModel):
         run_id: str | None = None,
         no_cache: bool = False,
         retry: RetryPolicy | None = None,
+        budget: Budget | None = None,
     ):
         self.model = model
+        self.budget = budget
         self.store = store
         self.run_id = run_id
         self.no_cache = no_cache
@@ -321,38 +277,14 @@ class RecordedModel(LanguageModel):
 
     def _call(self, request: Request, purpose: str | None) -> Reply:
         """One request with retries; every attempt is recorded, failed ones too."""
-        policy = self.retry
-        first_started = time.monotonic()
-        deadline = first_started + policy.total_timeout_s
-        attempt = 0
-        while True:
-            attempt += 1
+        self._refuse_oversized(request)
+        reservation = self.budget.reserve(self._estimate_usd(request)) if self.budget else None
+
+        def attempt(timeout: float) -> Reply:
             started = time.monotonic()
-            timeout = max(0.1, min(policy.call_timeout_s, deadline - started))
             try:
                 reply = self._send(request, timeout)
-            except RetryableError as error:
-                self.record(error.status, Usage(), time.monotonic() - started, purpose)
-                delay = (
-                    error.retry_after if error.retry_after is not None else policy.backoff(attempt)
-                )
-                elapsed = time.monotonic() - first_started
-                if attempt >= policy.max_attempts or time.monotonic() + delay > deadline:
-                    raise ModelError(
-                        f"{self.provider} {self.model}: {error.reason}; gave up after {attempt} "
-                        f"attempts in {elapsed:.0f} s; try again later"
-                    ) from None
-                log.info(
-                    "%s %s: %s; retry %d in %.1f s",
-                    self.provider,
-                    self.model,
-                    error.reason,
-                    attempt,
-                    delay,
-                )
-                time.sleep(delay)
-                continue
-            except CallFailed as error:
+            except (RetryableError, CallFailed) as error:
                 self.record(error.status, Usage(), time.monotonic() - started, purpose)
                 raise
             usage = reply.usage.model_copy(
@@ -360,6 +292,56 @@ class RecordedModel(LanguageModel):
             )
             self.record("ok", usage, time.monotonic() - started, purpose)
             return reply.model_copy(update={"usage": usage})
+
+        def on_wait(error: RetryableError, number: int, delay: float) -> None:
+            level = logging.WARNING if delay >= LONG_WAIT_S else logging.INFO
+            log.log(
+                level,
+                "%s %s: %s; waiting %.0f s before attempt %d of %d",
+                self.provider,
+                self.model,
+                error.reason,
+                delay,
+                number + 1,
+                self.retry.max_attempts,
+            )
+
+        try:
+            return self.retry.run(attempt, on_wait)
+        except RetriesExhausted as exhausted:
+            raise ModelError(
+                f"{self.provider} {self.model}: {exhausted.error.reason}; gave up after "
+                f"{exhausted.attempts} attempts in {exhausted.elapsed_s:.0f} s; try again later"
+            ) from None
+        finally:
+            if self.budget is not None and reservation is not None:
+                self.budget.release(reservation)
+
+    def _estimate_usd(self, request: Request) -> float:
+        """The most a call can cost: every input character counted as a token (no tokenizer
+        packs fewer than one character into a token), plus max_tokens of output."""
+        return pricing.cost_usd(
+            Usage(tokens_in=request_chars(request), tokens_out=request.max_tokens), self.price
+        )
+
+    def estimate(self, calls: int, chars_per_call: int, tokens_out_per_call: int) -> Estimate:
+        """About what `calls` calls of this size cost (4 characters a token, no cache
+        discounts, every reply at its full length)."""
+        usage = Usage(tokens_in=calls * chars_per_call // 4, tokens_out=calls * tokens_out_per_call)
+        return Estimate(calls, pricing.cost_usd(usage, self.price) if self.paid else 0.0)
+
+    @property
+    def paid(self) -> bool:
+        return self.price is not None and self.price.input > 0
+
+    def _refuse_oversized(self, request: Request) -> None:
+        size = request_chars(request)
+        if self.paid and size > MAX_PAID_REQUEST_CHARS:
+            raise CallFailed(
+                "too_large",
+                f"not sent: a {size:,}-character request to the paid model {self.model} "
+                f"(over {MAX_PAID_REQUEST_CHARS:,}); shorten the ideas or the template",
+            )
 
     def record(self, status: str, usage: Usage, latency_s: float, purpose: str | None) -> None:
         self.store.record_call(
@@ -377,6 +359,12 @@ class RecordedModel(LanguageModel):
                 run_id=self.run_id,
             )
         )
+
+
+def request_chars(request: Request) -> int:
+    """Characters sent: what the size guard and the cost estimates measure."""
+    parts = (request.system or "", request.context or "", *(m.content for m in request.messages))
+    return sum(len(part) for part in parts)
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, str]]:

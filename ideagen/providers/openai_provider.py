@@ -85,10 +85,11 @@ class OpenAIModel(RecordedModel):
                 key_variable=KEY_VARIABLE,
             ) from None
         if not isinstance(response, ChatCompletion) or not response.choices:
-            raise CallFailed(
+            # A proxy's or captive portal's error page: often gone on the next try.
+            raise RetryableError(
                 "bad_response",
-                f"{self.endpoint} did not answer like a Chat Completions API (an HTML page or "
-                "other non-JSON reply); check OPENAI_BASE_URL / --base-url",
+                f"{self.endpoint} answered with an HTML page or other non-JSON reply, not like "
+                "a Chat Completions API; check OPENAI_BASE_URL / --base-url if it persists",
             )
         choice = response.choices[0]
         return Reply(

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
 from ideagen.schema import RATING_FIELDS, Idea
+from ideagen.untrusted import fence
 
 NO_TEMPLATE = (
     "The template is not described here: assume a small experiment script on one GPU or a "
@@ -65,11 +66,14 @@ def template_section(task_description: str | None) -> str:
 
 
 def idea_for_judge(idea: Idea) -> str:
-    """Only what the judge may see: the author's ratings and any extra keys stay hidden."""
-    return json.dumps(
-        {"Name": idea.Name, "Title": idea.Title, "Experiment": idea.Experiment},
-        indent=2,
-        ensure_ascii=False,
+    """Only what the judge may see (the author's ratings and any extra keys stay hidden),
+    fenced as data."""
+    return fence(
+        json.dumps(
+            {"Name": idea.Name, "Title": idea.Title, "Experiment": idea.Experiment},
+            indent=2,
+            ensure_ascii=False,
+        )
     )
 
 

@@ -14,24 +14,30 @@ nothing (zero hits, unreachable services, a corpus with nothing close) is "unkno
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import httpx2
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from ideagen.ideafile import read_user_text
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
+from ideagen.retry import (
+    LONG_WAIT_S,
+    RetriesExhausted,
+    RetryableError,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from ideagen.schema import Idea
+from ideagen.untrusted import fence
 
 if TYPE_CHECKING:
     from ideagen.store import Store
@@ -45,6 +51,8 @@ HITS_PER_QUERY = 5
 CORPUS_MIN_SIMILARITY = 0.35
 CORPUS_CANDIDATES = 5
 MAX_PAPERS_SHOWN = 10
+
+log = logging.getLogger(__name__)
 
 NoveltyStatus = Literal["novel", "not_novel", "unknown"]
 
@@ -106,15 +114,10 @@ class CorpusError(Exception):
 # literature services
 
 
-@dataclass
-class RetryPolicy:
-    """Capped retries: a 429 storm ends after `attempts` tries, never in an endless wait."""
-
-    attempts: int = 4
-    backoff_s: float = 1.0
-    max_wait_s: float = 20.0
-    timeout_s: float = 20.0
-    sleep: Callable[[float], None] = time.sleep
+# Literature services answer in seconds or not at all: shorter bounds than for model calls.
+LITERATURE_RETRY = RetryPolicy(
+    max_attempts=4, base_delay_s=1.0, max_delay_s=20.0, call_timeout_s=20.0, total_timeout_s=120.0
+)
 
 
 @dataclass
@@ -124,7 +127,7 @@ class LiteratureClient:
     source: str
     base_url: str
     store: Store
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = LITERATURE_RETRY
     headers: dict[str, str] = field(default_factory=dict)
     unreachable: str | None = None
 
@@ -149,37 +152,39 @@ class LiteratureClient:
         raise NotImplementedError
 
     def _get_json(self, url: str) -> object:
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **self.headers})
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=self.retry.timeout_s) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                if exc.code != 429 and exc.code < 500:
-                    raise LiteratureError(f"{self.source}: HTTP {exc.code} {exc.reason}") from None
-                if attempt == self.retry.attempts:
-                    raise LiteratureError(
-                        f"{self.source}: HTTP {exc.code} after {attempt} tries, gave up"
-                    ) from None
-                self.retry.sleep(self._wait(attempt, exc.headers.get("Retry-After")))
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                reason = getattr(exc, "reason", exc)
-                # An unreachable service stays unreachable for the rest of the run: asking
-                # again for every idea would only multiply the wait.
-                self.unreachable = f"{self.source}: unreachable ({reason})"
-                raise LiteratureError(self.unreachable) from None
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise LiteratureError(f"{self.source}: the answer is not JSON") from None
-        raise AssertionError("unreachable: the loop returns or raises")
+        headers = {"User-Agent": USER_AGENT, **self.headers}
+        try:
+            return self.retry.run(
+                lambda timeout: self._attempt(url, headers, timeout), on_wait=self._announce
+            )
+        except RetriesExhausted as gave_up:
+            raise LiteratureError(
+                f"{self.source}: {gave_up.error.reason} after {gave_up.attempts} tries, gave up"
+            ) from None
 
-    def _wait(self, attempt: int, retry_after: str | None) -> float:
-        wait = self.retry.backoff_s * 2 ** (attempt - 1)
-        if retry_after:
-            try:
-                wait = max(wait, float(retry_after))
-            except ValueError:
-                pass
-        return min(wait, self.retry.max_wait_s)
+    def _attempt(self, url: str, headers: dict[str, str], timeout: float) -> object:
+        try:
+            response = httpx2.get(url, headers=headers, timeout=timeout, follow_redirects=True)
+        except httpx2.TransportError as exc:
+            # An unreachable service stays unreachable for the rest of the run: asking
+            # again for every idea would only multiply the wait.
+            self.unreachable = f"{self.source}: unreachable ({exc or type(exc).__name__})"
+            raise LiteratureError(self.unreachable) from None
+        code = response.status_code
+        if code == 429 or code >= 500:
+            raise RetryableError(
+                "http_error", f"HTTP {code}", retry_after_seconds(response.headers)
+            )
+        if code >= 400:
+            raise LiteratureError(f"{self.source}: HTTP {code} {response.reason_phrase}")
+        try:
+            return response.json()
+        except ValueError:
+            raise LiteratureError(f"{self.source}: the answer is not JSON") from None
+
+    def _announce(self, error: RetryableError, attempt: int, delay: float) -> None:
+        level = logging.WARNING if delay >= LONG_WAIT_S else logging.INFO
+        log.log(level, "%s: %s; waiting %.0f s before trying again", self.source, error, delay)
 
 
 class OpenAlexClient(LiteratureClient):
@@ -244,7 +249,7 @@ class SemanticScholarClient(LiteratureClient):
 
 def online_clients(store: Store, retry: RetryPolicy | None = None) -> list[LiteratureClient]:
     """OpenAlex and Semantic Scholar; base URLs from IDEAGEN_OPENALEX_URL / IDEAGEN_S2_URL."""
-    retry = retry or RetryPolicy()
+    retry = retry or LITERATURE_RETRY
     s2_headers = {}
     if os.environ.get("S2_API_KEY"):
         s2_headers["x-api-key"] = os.environ["S2_API_KEY"]
@@ -528,7 +533,7 @@ class NoveltyChecker:
             f"[{number}] {paper.citation()}\n{_shorten(paper.abstract, 600) or '(no abstract)'}"
             for number, paper in enumerate(papers, start=1)
         )
-        prompt = f"{_idea_block(idea)}\n\nPapers found:\n\n{listing}"
+        prompt = f"{_idea_block(idea)}\n\nPapers found:\n\n{fence(listing, 'list of papers')}"
         try:
             answer = self.model.structured(
                 [Message(role="user", content=prompt)],
@@ -569,7 +574,7 @@ def _interleave(hit_lists: list[list[Paper]]) -> list[Paper]:
 
 
 def _idea_block(idea: Idea) -> str:
-    return f"Idea title: {idea.Title}\nExperiment: {idea.Experiment}"
+    return fence(f"Idea title: {idea.Title}\nExperiment: {idea.Experiment}")
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +32,7 @@ from ideagen.dedup import find_duplicates
 from ideagen.ideafile import IdeaFile, IdeaFileError, load_ideas, unique_name
 from ideagen.providers.base import LanguageModel, ModelError
 from ideagen.results import IdeaOutcome, earlier_outcomes
-from ideagen.review.judge import Judge, JudgeScore, Tournament, run_tournament
+from ideagen.review.judge import Judge, JudgeScore, Tournament, default_rounds, run_tournament
 from ideagen.review.lint import LintFlag, lint_idea
 from ideagen.review.novelty import (
     CorpusError,
@@ -44,8 +43,9 @@ from ideagen.review.novelty import (
     load_corpus,
     online_clients,
 )
-from ideagen.schema import RATING_FIELDS, Idea
+from ideagen.schema import MAX_FIELD_CHARS, RATING_FIELDS, Idea, oversized
 from ideagen.store import SpendSummary, Store
+from ideagen.workers import parallel_map
 
 NoveltyMode = Literal["online", "offline", "off"]
 Progress = Callable[[str, int, int], None]
@@ -152,6 +152,39 @@ def load_for_review(path: Path) -> IdeaFile:
     return loaded
 
 
+# What one judge or novelty call sends besides the idea (rubric, instructions, papers), and
+# about how long its answer is: for the estimate shown before a paid review starts.
+PROMPT_CHARS_PER_CALL = 4000
+REPLY_TOKENS_PER_CALL = 400
+
+
+def review_estimate(ideas: list[Idea], options: ReviewOptions) -> tuple[int, int, int]:
+    """(calls, characters per call, reply tokens per call) at most, for the cost estimate."""
+    ideas = ideas[: options.limit] if options.limit else ideas
+    if not ideas:
+        return 0, 0, 0
+    per_idea = 1 + (0 if options.novelty_mode() == "off" else 2)
+    calls = per_idea * len(ideas)
+    if options.rank and len(ideas) > 1:
+        calls += 2 * (options.rank_rounds or default_rounds(len(ideas))) * (len(ideas) // 2)
+    idea_chars = max(len(idea.Title) + len(idea.Experiment) for idea in ideas)
+    return calls, PROMPT_CHARS_PER_CALL + 2 * idea_chars, REPLY_TOKENS_PER_CALL
+
+
+def refuse_oversized(path: Path, ideas: list[Idea], model: LanguageModel) -> None:
+    """No idea far larger than any real one goes to a paid model (see schema.MAX_FIELD_CHARS)."""
+    if not getattr(model, "paid", False):
+        return
+    lines = [
+        f"{path}: entry {number} ({idea.Name}): {field}: over {MAX_FIELD_CHARS:,} characters; "
+        "not sent to a paid model (shorten it, or review without it)"
+        for number, idea in enumerate(ideas)
+        if (field := oversized(idea))
+    ]
+    if lines:
+        raise ReviewInputError(lines, EXIT_INVALID)
+
+
 def review_file(
     path: Path,
     model: LanguageModel,
@@ -173,6 +206,7 @@ def review_file(
     loaded = load_for_review(path)
     checker = _novelty_checker(mode, options, model, store)
     ideas = loaded.ideas[: options.limit] if options.limit else loaded.ideas
+    refuse_oversized(path, ideas, model)
     warnings = [
         str(problem).removeprefix("warning: ")
         for problem in loaded.warnings
@@ -322,12 +356,7 @@ def _parallel(
             results[number] = work(idea)
             report(step, number + 1, len(ideas))
         return results
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(work, idea): number for number, idea in enumerate(ideas)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            results[futures[future]] = future.result()
-            report(step, done, len(ideas))
-    return results
+    return parallel_map(work, ideas, workers, on_done=lambda done: report(step, done, len(ideas)))
 
 
 def _rank(
