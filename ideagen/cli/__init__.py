@@ -9,11 +9,21 @@ import sqlite3
 import sys
 
 from ideagen import __version__
-from ideagen.cli import brainstorm, chat, dedup, model, results, review, template, validate
+from ideagen.cli import (
+    brainstorm,
+    chat,
+    dedup,
+    evolve,
+    model,
+    results,
+    review,
+    template,
+    validate,
+)
 from ideagen.ideafile import OutputError
 from ideagen.store import StoreError, damaged_store, store_path
 
-COMMANDS = (brainstorm, chat, review, results, dedup, validate, template, model)
+COMMANDS = (brainstorm, evolve, chat, review, results, dedup, validate, template, model)
 
 
 EXIT_INTERRUPTED = 130

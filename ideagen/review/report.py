@@ -17,8 +17,10 @@ from ideagen.schema import RATING_FIELDS
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ideagen.evolve.archive import Archive
     from ideagen.results import IdeaOutcome, ResultsSummary
     from ideagen.review.pipeline import ReviewedIdea, ReviewResult
+    from ideagen.store import ArchiveEntry, SpendSummary
 
 STATUS_LABELS = {"novel": "novel", "not_novel": "not novel", "unknown": "unknown"}
 POINT_COLORS = {"ready": "#2a7d4f", "flagged": "#c77c02", "not_novel": "#b3261e"}
@@ -513,3 +515,123 @@ def summary_table(result: ReviewResult) -> Table:
             row.append(item.earlier.short() if item.earlier is not None else "")
         table.add_row(*row)
     return table
+
+# the evolve archive (`ideagen evolve --report`)
+
+ARCHIVE_STYLE = """
+#archive-grid td.niche { text-align: center; min-width: 9em; height: 3.2em; cursor: pointer;
+  border: 1px solid #fff; }
+#archive-grid td.niche.empty { background: #f4f4f6; color: #999; cursor: default; }
+#archive-grid td.niche a { color: #1d1d1f; text-decoration: none; display: block; }
+#archive-grid td.niche .score { font-weight: 600; font-size: 1.1em; }
+#archive-grid th.row { text-align: right; white-space: nowrap; }
+.lineage li { margin-bottom: .2em; }
+.scale span { display: inline-block; width: 2.2em; text-align: center; font-size: 12px; }
+"""
+
+ARCHIVE_SCRIPT = """
+(function () {
+  function open(hash) {
+    var target = hash && document.getElementById(hash.slice(1));
+    if (target && target.tagName === 'DETAILS') { target.open = true; target.scrollIntoView(); }
+  }
+  document.querySelectorAll('#archive-grid td.niche[data-entry]').forEach(function (cell) {
+    cell.addEventListener('click', function (event) {
+      event.preventDefault();
+      open('#elite-' + cell.getAttribute('data-entry'));
+    });
+  });
+  open(location.hash);
+})();
+"""
+
+
+def score_colour(score: float | None) -> str:
+    """Red (1) through yellow to green (10), light enough for dark text."""
+    if score is None:
+        return "#f4f4f6"
+    hue = max(0.0, min(1.0, (score - 1) / 9)) * 120
+    return f"hsl({hue:.0f}, 65%, 78%)"
+
+
+def archive_section(archive: Archive) -> str:
+    """The grid (rows x columns of niches, colour = the elite's judge score; a click opens the
+    elite with its lineage), then each elite's details."""
+    spec = archive.spec
+    elites = archive.elites()
+    head = "".join(f"<th>{_e(b.label)}</th>" for b in spec.columns.bins)
+    rows = []
+    for row in spec.rows.bins:
+        cells = []
+        for column in spec.columns.bins:
+            niche = f"{row.key}/{column.key}"
+            elite = elites.get(niche)
+            if elite is None:
+                cells.append(f'<td class="niche empty" data-niche="{_e(niche)}">empty</td>')
+                continue
+            cells.append(
+                f'<td class="niche" data-niche="{_e(niche)}" data-entry="{elite.id}" '
+                f'data-score="{elite.score}" style="background: {score_colour(elite.score)}" '
+                f'title="{_e(elite.idea.Title)}"><a href="#elite-{elite.id}">'
+                f'<span class="score">{elite.score:.1f}</span><br>{_e(elite.idea.Name)}</a></td>'
+            )
+        rows.append(f'<tr><th class="row">{_e(row.label)}</th>{"".join(cells)}</tr>')
+    scale = "".join(f'<span style="background: {score_colour(s)}">{s}</span>' for s in range(1, 11))
+    grid = (
+        f'<table id="archive-grid"><thead><tr><th>{_e(spec.rows.name)} \\ '
+        f"{_e(spec.columns.name)}</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="scale">judge score (mean of I, F, N): {scale}</p>'
+    )
+    details = "".join(_elite_details(archive, elite) for elite in archive.recommended())
+    return grid + "<h2>Elites, best first</h2>" + (details or "<p>The archive is empty.</p>")
+
+
+def _elite_details(archive: Archive, elite: ArchiveEntry) -> str:
+    idea = elite.idea
+    parts = [
+        f'<details id="elite-{elite.id}"><summary>{elite.score:.1f} · {_e(idea.Name)}: '
+        f"{_e(idea.Title)} <span class='orig'>({_e(archive.spec.label(elite.niche))})"
+        "</span></summary>",
+        f"<p>{_e(idea.Experiment)}</p>",
+    ]
+    if elite.judge:
+        from ideagen.review.judge import JudgeScore
+
+        judged = JudgeScore.model_validate_json(elite.judge)
+        rationale = "".join(
+            f"<dt>{field} {getattr(judged, field)}/10</dt><dd>{_e(text)}</dd>"
+            for field, text in judged.rationales().items()
+        )
+        parts.append(f'<dl class="rationale">{rationale}</dl>')
+    if elite.reason:
+        parts.append(f'<p class="orig">{_e(elite.reason)}</p>')
+    steps = []
+    for step in archive.lineage(elite):
+        score = f"{step.score:.1f}" if step.score is not None else "not judged"
+        steps.append(
+            f'<li style="margin-left: {step.depth * 1.2:.1f}em" data-entry="{step.entry_id}">'
+            f"<b>{_e(step.name)}</b>: {_e(step.title)} <span class='orig'>({_e(step.operator)}, "
+            f"{_e(step.status)}, {score})</span></li>"
+        )
+    parts.append(f'<p><b>Lineage</b></p><ul class="lineage">{"".join(steps)}</ul></details>')
+    return "\n".join(parts)
+
+
+def render_archive_report(
+    archive: Archive, spend: SpendSummary | None = None, topic: str | None = None
+) -> str:
+    """A page of its own for `ideagen evolve --report`."""
+    counts = archive.counts()
+    filled = len(archive.elites())
+    title = f"Evolve archive: {topic}" if topic else f"Evolve archive {archive.key}"
+    cost = f" · {spend.calls} model calls, ${spend.cost_usd:.4f}" if spend and spend.calls else ""
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}'
+        f"</title><style>{STYLE}{ARCHIVE_STYLE}</style></head><body><h1>{_e(title)}</h1>"
+        f'<p class="meta">{filled} of {len(archive.spec.cells())} niches filled · '
+        f"{counts.judged} ideas judged, {counts.replaced} replacements, {counts.lost} "
+        f"challengers lost · rejected before judging: {counts.duplicate} duplicates, "
+        f"{counts.infeasible} infeasible{cost}</p>"
+        f"<h2>Grid</h2>{archive_section(archive)}<script>{ARCHIVE_SCRIPT}</script>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,213 @@
+"""The grid of niches an evolve archive keeps one elite per, and how an idea is placed in it.
+
+A niche is a (row, column) pair over two axes; by default what the idea changes in
+experiment.py (six bins) by how far it goes from the baseline (three bins). A niche file
+(JSON, same shape as prompts/evolve_niches.txt) replaces them for other templates.
+
+The model places an idea with a written rubric (the bins' descriptions); its answer is kept
+in the store so an idea is placed once. Without a usable answer, or when asked to, the idea
+goes to the bins whose descriptions are nearest in MiniLM embedding space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+
+from ideagen import embeddings
+from ideagen.providers.base import InvalidReply, LanguageModel, Message
+from ideagen.resources import prompt_text, render_prompt
+from ideagen.review.judge import idea_for_judge
+from ideagen.schema import Idea
+from ideagen.store import Store
+
+DescriptorMode = Literal["model", "embedding"]
+KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
+JUDGMENT_KIND = "evolve.niche"
+
+
+class NicheFileError(Exception):
+    """A niche file cannot be used; one line naming the file, the entry and the field."""
+
+
+class Bin(BaseModel):
+    key: str = Field(pattern=KEY_PATTERN, max_length=40)
+    label: str = Field(min_length=1, max_length=40)
+    description: str = Field(min_length=1)
+
+    def text(self) -> str:
+        return f"{self.label}: {self.description}"
+
+
+class Axis(BaseModel):
+    name: str = Field(pattern=KEY_PATTERN, max_length=40)
+    question: str = Field(min_length=1)
+    bins: list[Bin] = Field(min_length=2, max_length=12)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Axis:
+        keys = [b.key for b in self.bins]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"bin keys must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def keys(self) -> list[str]:
+        return [b.key for b in self.bins]
+
+    def bin(self, key: str) -> Bin:
+        return next(b for b in self.bins if b.key == key)
+
+
+class NicheSpec(BaseModel):
+    rows: Axis
+    columns: Axis
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> NicheSpec:
+        if self.rows.name == self.columns.name:
+            raise ValueError("the two axes need different names")
+        if "reason" in (self.rows.name, self.columns.name):
+            raise ValueError('"reason" cannot name an axis')
+        return self
+
+    def cells(self) -> list[str]:
+        return [cell(r, c) for r in self.rows.keys() for c in self.columns.keys()]
+
+    def label(self, niche: str) -> str:
+        row, column = split_cell(niche)
+        return f"{self.rows.bin(row).label} / {self.columns.bin(column).label}"
+
+    def describe(self, niche: str) -> str:
+        row, column = split_cell(niche)
+        return (
+            f"{self.rows.question} {self.rows.bin(row).text()}\n"
+            f"{self.columns.question} {self.columns.bin(column).text()}"
+        )
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def cell(row: str, column: str) -> str:
+    return f"{row}/{column}"
+
+
+def split_cell(niche: str) -> tuple[str, str]:
+    row, column = niche.split("/", 1)
+    return row, column
+
+
+def default_niches() -> NicheSpec:
+    return NicheSpec.model_validate_json(prompt_text("evolve_niches"))
+
+
+def load_niches(path: Path) -> NicheSpec:
+    """A niche file, or NicheFileError naming the file and the first bad field."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NicheFileError(f"{path}: no such niche file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NicheFileError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return NicheSpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        raise NicheFileError(f"{path}: {where}: {error['msg']}") from None
+
+
+@dataclass(frozen=True)
+class Placement:
+    niche: str
+    source: Literal["model", "embedding", "cache"]
+    reason: str = ""
+
+
+class NichePlacer:
+    """Places ideas in the grid: the model's rubric answer, cached, or the embedding fallback."""
+
+    def __init__(self, spec: NicheSpec, store: Store, mode: DescriptorMode = "model"):
+        self.spec = spec
+        self.store = store
+        self.mode = mode
+        self._answer_type = _answer_type(spec)
+        self._bin_vectors: tuple[np.ndarray, np.ndarray] | None = None
+
+    def place(self, idea: Idea, model: LanguageModel) -> Placement:
+        """Raises ModelError (not InvalidReply) when the model cannot be reached at all."""
+        if self.mode == "embedding":
+            return self.nearest(idea)
+        key = hashlib.sha256(
+            f"{self.spec.fingerprint()}\n{idea.Title}\n{idea.Experiment}".encode()
+        ).hexdigest()
+        model_id = f"{model.provider}:{model.model}"
+        known = self.store.get_judgment(JUDGMENT_KIND, key, model_id)
+        if known is not None and known.get("niche") in self.spec.cells():
+            return Placement(known["niche"], "cache", known.get("reason", ""))
+        try:
+            answer = model.structured(
+                [Message(role="user", content=f"The idea to place:\n{idea_for_judge(idea)}")],
+                self._answer_type,
+                system=self.rubric(),
+                temperature=0.0,
+                max_tokens=300,
+                purpose="evolve.niche",
+            )
+        except InvalidReply as exc:
+            fallback = self.nearest(idea)
+            return Placement(fallback.niche, "embedding", f"model answer unusable: {exc}")
+        niche = cell(getattr(answer, self.spec.rows.name), getattr(answer, self.spec.columns.name))
+        self.store.put_judgment(
+            JUDGMENT_KIND, key, model_id, {"niche": niche, "reason": answer.reason}
+        )
+        return Placement(niche, "model", answer.reason)
+
+    def rubric(self) -> str:
+        def listing(axis: Axis) -> str:
+            return "\n".join(f'- "{b.key}": {b.text()}' for b in axis.bins)
+
+        return render_prompt(
+            "evolve_niche",
+            row_name=self.spec.rows.name,
+            row_question=self.spec.rows.question,
+            row_bins=listing(self.spec.rows),
+            column_name=self.spec.columns.name,
+            column_question=self.spec.columns.question,
+            column_bins=listing(self.spec.columns),
+        )
+
+    def nearest(self, idea: Idea) -> Placement:
+        """The bins whose descriptions are nearest to the idea's title and experiment."""
+        rows, columns = self._vectors()
+        vector = embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
+        row = self.spec.rows.bins[int(np.argmax(rows @ vector))].key
+        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
+        return Placement(cell(row, column), "embedding", "nearest niche description")
+
+    def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._bin_vectors is None:
+            self._bin_vectors = (
+                embeddings.embed([b.text() for b in self.spec.rows.bins], self.store),
+                embeddings.embed([b.text() for b in self.spec.columns.bins], self.store),
+            )
+        return self._bin_vectors
+
+
+def _answer_type(spec: NicheSpec) -> type[BaseModel]:
+    """The model's answer: its reason first, then one bin key per axis (enforced by schema)."""
+    return create_model(
+        "NichePlacement",
+        reason=(str, Field(min_length=1, description="one sentence: what the idea changes")),
+        **{
+            axis.name: (Literal[tuple(axis.keys())], Field(description=axis.question))
+            for axis in (spec.rows, spec.columns)
+        },
+    )

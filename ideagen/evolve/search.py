@@ -1,0 +1,645 @@
+"""`ideagen evolve`: MAP-Elites over ideas, with the model as breeder and as judge.
+
+Seeds (the template's seed ideas, the output file, the store's ideas on the topic) enter
+first; then each step breeds one child from the elites: a mutation (sharpen it, change its
+mechanism, change what it measures, move it to an empty niche) or a crossover of two elites,
+or, while the grid is nearly empty, a fresh idea for an empty niche. Every child passes the
+same checks as `brainstorm` (a valid idea, the feasibility lint, no duplicate of an idea the
+archive has judged) and is then placed in a niche and scored by the review judge. In an empty
+niche it becomes the elite; in a filled one the incumbent and the child meet in the pairwise
+comparison, asked in both orders, and the child replaces the incumbent only when it wins (a
+split verdict goes to the rubric score, and a tie keeps the incumbent).
+
+The budget (model calls or dollars) covers every session of the archive, so a run that was
+interrupted continues where it stopped when started again with the same command.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ideagen import embeddings
+from ideagen.brainstorm import (
+    DRAFT_MAX_TOKENS,
+    IdeaDraft,
+    default_concurrency,
+    draft_fields,
+    feasibility_problems,
+    template_dataset,
+)
+from ideagen.dedup import duplicates_against, opening_text
+from ideagen.embeddings import EmbeddingModelMissing
+from ideagen.evolve.archive import ELITE, LOST, Archive, ArchiveCounts, archive_key, archive_run_id
+from ideagen.evolve.niches import DescriptorMode, NichePlacer, NicheSpec, default_niches
+from ideagen.gate import Gate
+from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
+from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, T
+from ideagen.resources import render_prompt
+from ideagen.review.judge import Judge, run_tournament
+from ideagen.schema import Idea
+from ideagen.store import ArchiveEntry, SpendSummary, Store
+from ideagen.template_context import TemplateContext, summarize_ideas
+
+MUTATIONS = ("sharpen", "mechanism", "measure", "move")
+OPERATORS = (*MUTATIONS, "crossover")
+CROSSOVER_SHARE = 0.25
+# Moving to an empty niche is the one mutation that widens the grid: favour it while the
+# grid has holes.
+MOVE_WEIGHT = 2.0
+MIN_ELITES_TO_BREED = 2
+DEFAULT_MAX_SEEDS = 24
+StopReason = Literal["budget", "interrupted", "error"]
+
+
+class EvolveError(Exception):
+    """The run cannot start; one line that says why."""
+
+
+class BudgetSpent(Exception):
+    """The archive's budget of calls or dollars is used up."""
+
+
+class _Stopped(Exception):
+    """The run is stopping (Ctrl-C or another worker's fatal error): abandon this step."""
+
+
+@dataclass(frozen=True)
+class EvolveEvent:
+    """What one worker just did, for the screen."""
+
+    worker: int
+    kind: Literal["working", "entered", "replaced", "lost", "rejected", "invalid"]
+    operator: str = ""
+    niche: str = ""
+    detail: str = ""
+
+
+@dataclass
+class SessionCounts:
+    """This session's outcomes (the archive's totals over all sessions are in `ArchiveCounts`)."""
+
+    bred: int = 0
+    seeds: int = 0
+    entered: int = 0
+    replaced: int = 0
+    lost: int = 0
+    duplicate: int = 0
+    infeasible: int = 0
+    gate: int = 0
+    invalid: int = 0
+
+
+@dataclass
+class EvolveResult:
+    out: Path
+    topic: str
+    archive: str
+    run_id: str
+    elites: list[ArchiveEntry]
+    cells: int
+    totals: ArchiveCounts
+    session: SessionCounts
+    spend: SpendSummary
+    stopped: StopReason
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out),
+            "topic": self.topic,
+            "archive": self.archive,
+            "run_id": self.run_id,
+            "niches_filled": len(self.elites),
+            "niches": self.cells,
+            "elites": [
+                {"niche": e.niche, "score": e.score, "Name": e.idea.Name, "Title": e.idea.Title}
+                for e in self.elites
+            ],
+            "archive_totals": asdict(self.totals),
+            "this_session": asdict(self.session),
+            "spend": asdict(self.spend),
+            "stopped": self.stopped,
+            "error": self.error,
+        }
+
+
+class Budget:
+    """The archive's spend limit, checked before every model call.
+
+    Counted from the store's call records of every session of the archive. A structured
+    call that needs a repair, or a retried one, records more than one call, so a run can end
+    a call or two past the limit; it never starts a call once the limit is reached.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        max_calls: int | None,
+        max_cost: float | None,
+        stop: threading.Event,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.max_calls = max_calls
+        self.max_cost = max_cost
+        self.stop = stop
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def spent(self) -> SpendSummary:
+        return self.store.spend(self.run_id)
+
+    def exhausted(self, in_flight: int = 0) -> bool:
+        spent = self.spent()
+        if self.max_calls is not None and spent.calls + in_flight >= self.max_calls:
+            return True
+        return self.max_cost is not None and spent.cost_usd >= self.max_cost
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        with self._lock:
+            if self.stop.is_set():
+                raise _Stopped
+            if self.exhausted(self._in_flight):
+                raise BudgetSpent
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+
+class BudgetedModel(LanguageModel):
+    """A model that refuses to start a call once the budget is spent."""
+
+    def __init__(self, inner: LanguageModel, budget: Budget):
+        self.inner = inner
+        self.budget = budget
+        self.provider = inner.provider
+        self.model = inner.model
+        self.weak = inner.weak
+
+    def complete(self, messages: list[Message], **options) -> Reply:
+        with self.budget.call():
+            return self.inner.complete(messages, **options)
+
+    def structured(self, messages: list[Message], schema: type[T], **options) -> T:
+        with self.budget.call():
+            return self.inner.structured(messages, schema, **options)
+
+
+@dataclass(frozen=True)
+class Seed:
+    idea: Idea
+    source: Literal["template", "file", "store"]
+    idea_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    operator: str  # seed, fill, crossover or one of MUTATIONS
+    parents: tuple[ArchiveEntry, ...] = ()
+    seed: Seed | None = None
+    target: str | None = None  # the empty niche a fill or move aims at
+
+    @property
+    def label(self) -> str:
+        """The operator as recorded: seeds say where they came from."""
+        return f"seed:{self.seed.source}" if self.seed else self.operator
+
+
+@dataclass
+class _Rejection:
+    status: Literal["duplicate", "infeasible", "gate"]
+    reason: str
+
+
+@dataclass
+class _State:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    niche_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # Ideas past the duplicate check and not yet in the archive (being placed or judged), so
+    # that two workers cannot both take up the same idea.
+    pending: dict[int, Idea] = field(default_factory=dict)
+    counts: SessionCounts = field(default_factory=SessionCounts)
+    stopped: StopReason | None = None
+
+
+class Evolve:
+    """One session of `ideagen evolve`; `run()` breeds until the budget is spent."""
+
+    def __init__(
+        self,
+        model: LanguageModel,
+        store: Store,
+        template: TemplateContext,
+        *,
+        topic: str,
+        out: Path,
+        max_calls: int | None = None,
+        max_cost: float | None = None,
+        niches: NicheSpec | None = None,
+        descriptors: DescriptorMode | None = None,
+        concurrency: int | None = None,
+        max_seeds: int = DEFAULT_MAX_SEEDS,
+        operators: tuple[str, ...] = OPERATORS,
+        rng_seed: int | None = None,
+        report: Callable[[EvolveEvent], None] | None = None,
+    ):
+        if max_calls is None and max_cost is None:
+            raise EvolveError("give a budget: --budget-calls N or --max-cost USD")
+        if max_calls is not None and max_calls < 1:
+            raise EvolveError(f"--budget-calls must be at least 1, got {max_calls}")
+        if max_cost is not None and max_cost <= 0:
+            raise EvolveError(f"--max-cost must be more than 0, got {max_cost}")
+        if max_calls is None and model.provider == "local":
+            raise EvolveError(
+                "the local model costs nothing per call, so --max-cost would never stop it; "
+                "use --budget-calls N"
+            )
+        self.model = model
+        self.store = store
+        self.template = template
+        self.topic = topic.strip()
+        self.out = Path(out).resolve()
+        self.spec = niches or default_niches()
+        self.key = archive_key(template.name, self.topic, self.out, self.spec)
+        self.archive_run = archive_run_id(self.key)
+        self.run_id = f"{self.archive_run}/{uuid.uuid4().hex[:8]}"
+        self._state = _State()
+        self.budget = Budget(store, self.archive_run, max_calls, max_cost, self._state.stop)
+        mode = descriptors or ("embedding" if model.weak else "model")
+        self.placer = NichePlacer(self.spec, store, mode)
+        self.concurrency = max(1, concurrency or default_concurrency(model.provider))
+        self.max_seeds = max_seeds
+        unknown = sorted(set(operators) - set(OPERATORS))
+        if unknown or not operators:
+            raise EvolveError(f"operators must be some of {', '.join(OPERATORS)}; got {unknown}")
+        self.operators = operators
+        self.report = report or (lambda event: None)
+        self.dataset = template_dataset(template)
+        # No examples: the template's seeds are in the archive, where a child may revise them.
+        self.gate = Gate(template, store, topic=self.topic)
+        self.rng = random.Random(rng_seed)
+        self.archive = Archive.load(self.key, self.spec, store)
+        self._context = render_prompt(
+            "evolve_context",
+            template_system=template.system,
+            template_name=template.name,
+            task_description=template.task_description.strip(),
+            experiment_code=template.experiment_code.rstrip(),
+        )
+        try:
+            self._seeds = self._collect_seeds()
+        except IdeaFileError as exc:
+            raise EvolveError(str(exc)) from None
+
+    @property
+    def counts(self) -> SessionCounts:
+        return self._state.counts
+
+    def spend(self) -> SpendSummary:
+        """Everything the archive has spent, over all its sessions."""
+        return self.budget.spent()
+
+    def run(self) -> EvolveResult:
+        state = self._state
+        error = None
+        if self.budget.exhausted():
+            state.stopped = "budget"
+        else:
+            threading.Thread(target=_preload_embedding_model, daemon=True).start()
+            error = self._work_concurrently()
+        with state.lock:
+            self._write_out()
+        return EvolveResult(
+            out=self.out,
+            topic=self.topic,
+            archive=self.key,
+            run_id=self.run_id,
+            elites=self.archive.recommended(),
+            cells=len(self.spec.cells()),
+            totals=self.archive.counts(),
+            session=state.counts,
+            spend=self.spend(),
+            stopped=state.stopped or "budget",
+            error=error,
+        )
+
+    def _work_concurrently(self) -> str | None:
+        state = self._state
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evolve")
+        futures = [pool.submit(self._work, worker) for worker in range(1, self.concurrency + 1)]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                state.stop.set()
+                wait(futures)
+                error = failed[0].exception()
+                if not isinstance(error, ModelError | IdeaFileError | EmbeddingModelMissing):
+                    raise error
+                state.stopped = "error"
+                return str(error)
+        except KeyboardInterrupt:
+            state.stop.set()
+            state.stopped = "interrupted"
+            wait(futures)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return None
+
+    def _work(self, worker: int) -> None:
+        model = copy.copy(self.model)
+        if hasattr(model, "run_id"):
+            model.run_id = f"{self.run_id}/{worker}"
+        budgeted = BudgetedModel(model, self.budget)
+        judge = Judge(budgeted, self.template.task_description)
+        while not self._state.stop.is_set():
+            task = self._next_task()
+            try:
+                self._run_task(task, budgeted, judge, worker)
+            except BudgetSpent:
+                with self._state.lock:
+                    self._state.stopped = self._state.stopped or "budget"
+                self._state.stop.set()
+                return
+            except _Stopped:
+                return
+            except InvalidReply as exc:
+                with self._state.lock:
+                    self._state.counts.invalid += 1
+                self.report(EvolveEvent(worker, "invalid", task.operator, detail=str(exc)))
+
+    # choosing what to do next
+
+    def _next_task(self) -> Task:
+        with self._state.lock:
+            if self._seeds:
+                return Task("seed", seed=self._seeds.pop(0))
+            elites = list(self.archive.elites().values())
+            empty = self.archive.empty_niches()
+            if len(elites) < MIN_ELITES_TO_BREED:
+                return Task("fill", target=self.rng.choice(empty))
+            mutations = [op for op in MUTATIONS if op in self.operators and (op != "move" or empty)]
+            if "crossover" in self.operators and (
+                not mutations or self.rng.random() < CROSSOVER_SHARE
+            ):
+                return Task("crossover", parents=tuple(self.rng.sample(elites, 2)))
+            parent = self.rng.choice(elites)
+            operators = mutations or ["sharpen"]
+            weights = [MOVE_WEIGHT if op == "move" else 1.0 for op in operators]
+            operator = self.rng.choices(operators, weights)[0]
+            target = self.rng.choice(empty) if operator == "move" else None
+            return Task(operator, parents=(parent,), target=target)
+
+    def _collect_seeds(self) -> list[Seed]:
+        """The template's seed ideas, then the output file's, then the store's on the topic;
+        each once, none the archive has already judged, at most `max_seeds`."""
+        template_file = self.template.folder / "seed_ideas.json"
+        found = [Seed(i, "template") for i in load_ideas(template_file, missing_ok=True).ideas]
+        found += [Seed(i, "file") for i in load_ideas(self.out, missing_ok=True).ideas]
+        found += [
+            Seed(s.idea, "store", s.id)
+            for s in self.store.ideas(template=self.template.name, topic=self.topic)
+        ]
+        seen = self.archive.seen()
+        seeds = []
+        for seed in found:
+            keys = {(seed.idea.Name, seed.idea.Title), (seed.idea.Title, seed.idea.Experiment)}
+            if keys & seen:
+                continue
+            seen |= keys
+            seeds.append(seed)
+        return seeds[: self.max_seeds]
+
+    # one step
+
+    def _run_task(self, task: Task, model: LanguageModel, judge: Judge, worker: int) -> None:
+        operator = task.label
+        self.report(EvolveEvent(worker, "working", operator, task.target or ""))
+        idea = task.seed.idea if task.seed else self._breed(task, model)
+        with self._state.lock:
+            if task.seed is None:
+                self._state.counts.bred += 1
+            else:
+                self._state.counts.seeds += 1
+        rejection = self._check(idea, task)
+        if rejection is not None:
+            self._record_rejection(idea, task, operator, rejection, worker)
+            return
+        try:
+            self._judge_and_place(idea, task, model, judge, worker)
+        finally:
+            with self._state.lock:
+                self._state.pending.pop(id(idea), None)
+
+    def _judge_and_place(
+        self, idea: Idea, task: Task, model: LanguageModel, judge: Judge, worker: int
+    ) -> None:
+        operator = task.label
+        placement = self.placer.place(idea, model)
+        rejection = self._check_moved_revision(idea, task, placement.niche)
+        if rejection is not None:
+            self._record_rejection(idea, task, operator, rejection, worker)
+            return
+        score = judge.score(idea)
+        lock = self._niche_lock(placement.niche)
+        with lock:
+            incumbent = self.archive.elite_in(placement.niche)
+            wins, reason = True, "the niche was empty"
+            if incumbent is not None:
+                wins, reason = self._challenge(judge, incumbent, idea, score.mean)
+            entry = ArchiveEntry(
+                archive=self.key,
+                idea=idea,
+                operator=operator,
+                status=ELITE if wins else LOST,
+                parents=tuple(p.id for p in task.parents),
+                niche=placement.niche,
+                score=round(score.mean, 3),
+                judge=score.model_dump_json(),
+                reason=f"{reason}; placed by {placement.source}: {placement.reason}",
+                idea_id=self._idea_id(idea, task) if wins else None,
+                run_id=self.run_id,
+            )
+            with self._state.lock:
+                self.archive.add(entry, replaces=incumbent.id if wins and incumbent else None)
+                counts = self._state.counts
+                if not wins:
+                    counts.lost += 1
+                elif incumbent is None:
+                    counts.entered += 1
+                else:
+                    counts.replaced += 1
+                if wins:
+                    self._write_out()
+        kind = "lost" if not wins else "entered" if incumbent is None else "replaced"
+        self.report(EvolveEvent(worker, kind, operator, placement.niche, idea.Name))
+
+    def _breed(self, task: Task, model: LanguageModel) -> Idea:
+        values: dict[str, object] = {"topic": self.topic}
+        if task.operator == "fill":
+            values["niche"] = self.spec.describe(task.target)
+            values["existing_ideas"] = summarize_ideas(
+                [e.idea for e in self.archive.judged_ideas()]
+            )
+        elif task.operator == "crossover":
+            values["first"] = _shown(task.parents[0].idea)
+            values["second"] = _shown(task.parents[1].idea)
+        else:
+            values["parent"] = _shown(task.parents[0].idea)
+            if task.operator == "move":
+                values["niche"] = self.spec.describe(task.target)
+        prompt = render_prompt(f"evolve_{task.operator}", **values)
+        draft = model.structured(
+            [Message(role="user", content=prompt)],
+            IdeaDraft,
+            context=self._context,
+            max_tokens=DRAFT_MAX_TOKENS,
+            purpose=f"evolve.{task.operator}",
+        )
+        return draft.to_idea()
+
+    def _check(self, idea: Idea, task: Task) -> _Rejection | None:
+        """brainstorm's checks: the gate (for bred children: seeds were written by people and
+        need not be on this topic), the feasibility lint, then duplicates of what the archive
+        has judged or is judging. A sharpened child is a new version of its parent, so it may
+        resemble it. An idea that passes is pending until `_run_task` is done with it."""
+        failures = [] if task.seed else self.gate.check(idea)
+        if failures:
+            return _Rejection("gate", "; ".join(str(failure) for failure in failures))
+        problems = feasibility_problems(idea, self.dataset)
+        if problems:
+            return _Rejection("infeasible", "; ".join(problems))
+        embeddings.embed([opening_text(idea)], self.store)
+        exempt = {task.parents[0].id} if task.operator == "sharpen" else set()
+        with self._state.lock:
+            known = [e.idea for e in self.archive.judged_ideas() if e.id not in exempt]
+            known += self._state.pending.values()
+            matches = duplicates_against([idea], known, self.store)
+            if matches:
+                return _Rejection("duplicate", f"duplicates {known[matches[0].j].summary()!r}")
+            self._state.pending[id(idea)] = idea
+        return None
+
+    def _record_rejection(
+        self, idea: Idea, task: Task, operator: str, rejection: _Rejection, worker: int
+    ) -> None:
+        with self._state.lock:
+            self.archive.add(
+                ArchiveEntry(
+                    archive=self.key,
+                    idea=idea,
+                    operator=operator,
+                    status=rejection.status,
+                    parents=tuple(p.id for p in task.parents),
+                    reason=rejection.reason,
+                    run_id=self.run_id,
+                )
+            )
+            counts = self._state.counts
+            setattr(counts, rejection.status, getattr(counts, rejection.status) + 1)
+        self.report(
+            EvolveEvent(worker, "rejected", operator, detail=f"{rejection.status}: {idea.Name}")
+        )
+
+    def _check_moved_revision(self, idea: Idea, task: Task, niche: str) -> _Rejection | None:
+        """A sharpened child may resemble its parent only to challenge it in its own niche;
+        elsewhere it would be the same idea twice in the archive."""
+        if task.operator != "sharpen" or niche == task.parents[0].niche:
+            return None
+        parent = task.parents[0].idea
+        if duplicates_against([idea], [parent], self.store):
+            return _Rejection("duplicate", f"duplicates {parent.summary()!r} in another niche")
+        return None
+
+    def _challenge(
+        self, judge: Judge, incumbent: ArchiveEntry, challenger: Idea, score: float
+    ) -> tuple[bool, str]:
+        """Both orders of the pairwise question; a split goes to the rubric score."""
+        tournament = run_tournament(
+            judge, [incumbent.idea, challenger], seeds=[incumbent.score or 0.0, score], rounds=1
+        )
+        wins = [c.winner for c in tournament.comparisons if c.winner is not None]
+        challenger_wins, incumbent_wins = wins.count(1), wins.count(0)
+        versus = f"against {incumbent.idea.Name}"
+        if challenger_wins != incumbent_wins:
+            won = challenger_wins > incumbent_wins
+            return won, f"{'won' if won else 'lost'} {challenger_wins}-{incumbent_wins} {versus}"
+        won = score > (incumbent.score or 0.0)
+        return won, (
+            f"split {challenger_wins}-{incumbent_wins} {versus}; rubric {score:.2f} vs "
+            f"{incumbent.score or 0.0:.2f}"
+        )
+
+    def _idea_id(self, idea: Idea, task: Task) -> int | None:
+        """Bred elites go into the store's ideas with their provenance; seeds keep theirs."""
+        if task.seed is not None:
+            return task.seed.idea_id
+        parent_ids = [p.idea_id for p in task.parents if p.idea_id is not None]
+        return self.store.add_idea(
+            idea,
+            source_file=str(self.out),
+            topic=self.topic,
+            model=f"{self.model.provider}:{self.model.model}",
+            template=self.template.name,
+            parent_id=parent_ids[0] if parent_ids else None,
+            run_id=self.run_id,
+        )
+
+    def _niche_lock(self, niche: str) -> threading.Lock:
+        with self._state.lock:
+            return self._state.niche_locks.setdefault(niche, threading.Lock())
+
+    def _write_out(self) -> None:
+        """The elites in recommended order, then every other entry the file held that did
+        not come from the archive: the user's own ideas are never dropped. Atomic."""
+        loaded = load_ideas(self.out, missing_ok=True)
+        elites = self.archive.recommended()
+        replaced = {
+            (e.idea.Title, e.idea.Experiment)
+            for e in self.archive.entries.values()
+            if e.operator != "seed:file"
+        } | {(e.idea.Title, e.idea.Experiment) for e in elites}
+        kept = [
+            entry
+            for entry in loaded.entries
+            if not (
+                isinstance(entry, dict)
+                and (entry.get("Title"), entry.get("Experiment")) in replaced
+            )
+        ]
+        taken = {entry.get("Name") for entry in kept if isinstance(entry, dict)}
+        written = []
+        for elite in elites:
+            idea = self.archive.output_idea(elite)
+            name = unique_name(idea.Name, taken)
+            taken.add(name)
+            written.append(idea.model_copy(update={"Name": name}).to_entry())
+        if written or loaded.entries:
+            atomic_write_text(self.out, loaded.style.render(written + kept))
+
+
+def _shown(idea: Idea) -> str:
+    return json.dumps(draft_fields(idea), indent=2, ensure_ascii=False)
+
+
+def _preload_embedding_model() -> None:
+    try:
+        embeddings.load_model()
+    except EmbeddingModelMissing:
+        pass

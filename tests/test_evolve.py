@@ -1,0 +1,616 @@
+"""`ideagen evolve` against the loopback model server (OpenAI API).
+
+`Breeder` answers as a model would, from what each request asks: a breeding prompt gets the
+next child from a list; the niche rubric gets the child's niche (the one the prompt asked
+for, or the one the test assigns); the judge scores every idea by a per-idea quality; the
+pairwise judge prefers the higher quality. Everything between the command and the socket is
+the production code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ideagen.cli import main
+from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
+from ideagen.evolve.archive import Archive
+from ideagen.ideafile import load_ideas
+from ideagen.providers import RetryPolicy, get_model
+from ideagen.review.report import render_archive_report
+from ideagen.store import Store
+from ideagen.template_context import load_template
+from testkit.ideas import IDEA_BANK, idea_json, make_template
+from testkit.loopback import LoopbackServer, ReceivedRequest, Reply
+from tests.chromium import needs_chromium, run_chromium
+
+FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=10, total_timeout_s=30)
+SPEC = default_niches()
+# Names the template's parts (so the gate lets it through) but needs a pretrained model.
+INFEASIBLE = (
+    "Replace the convolution layers of the CNN with a ResNet-50 pretrained on ImageNet, "
+    "fine-tune it on the FashionMNIST images for each epoch and compare test accuracy and "
+    "training loss with the baseline network."
+)
+SEEDS = [
+    ("seed_mixup", "Mixup on clothing images", IDEA_BANK[2][2]),
+    ("seed_cosine", "Cosine schedule", IDEA_BANK[1][2]),
+]
+
+
+def child(name: str, bank_index: int) -> tuple[str, str, str]:
+    """An idea of the bank under another name."""
+    _, title, experiment = IDEA_BANK[bank_index]
+    return name, title, experiment
+
+
+def shown_idea(text: str) -> dict:
+    start = text.index("{")
+    data, _ = json.JSONDecoder().raw_decode(text[start:])
+    return data
+
+
+def asked_niche(prompt: str) -> str | None:
+    """The empty niche a fill or move prompt describes, from its bin labels."""
+    if "No idea of this kind exists yet" not in prompt:
+        return None
+    part = prompt.split("No idea of this kind exists yet:", 1)[1]
+    row = next(b.key for b in SPEC.rows.bins if f"{b.label}:" in part)
+    column = next(b.key for b in SPEC.columns.bins if f"{b.label}:" in part)
+    return f"{row}/{column}"
+
+
+class Breeder:
+    """The scripted model. `children`: (name, title, experiment) handed out in order to
+    breeding prompts; `niche_of`: a niche per idea name (default: the niche a fill or move
+    prompt asked for, else the first parent's, else data/tweak); `quality`: 1-10 per name
+    (default 5); `position_bias`: the pairwise judge always answers A."""
+
+    def __init__(
+        self,
+        children: list[tuple[str, str, str]],
+        niche_of: dict[str, str] | None = None,
+        quality: dict[str, int] | None = None,
+        position_bias: bool = False,
+    ):
+        self.children = list(children)
+        self.niche_of = dict(niche_of or {})
+        self.quality = dict(quality or {})
+        self.position_bias = position_bias
+        self.lock = threading.Lock()
+        self.bred: list[dict] = []  # operator, shown (parent names), child, asked niche
+        self.seen: dict[str, list[ReceivedRequest]] = {}
+
+    def q(self, name: str) -> int:
+        return self.quality.get(name, 5)
+
+    def __call__(self, request: ReceivedRequest) -> Reply:
+        user = request.last_user_text
+        with self.lock:
+            if request.purpose == "evolve.niche":
+                kind, answer = "niche", self._niche(shown_idea(user)["Name"])
+            elif request.purpose == "review.judge":
+                kind, answer = "judge", self._judge(shown_idea(user)["Name"])
+            elif request.purpose == "review.pairwise":
+                names = re.findall(r'"Name": "([a-z0-9_]+)"', user)
+                better = "A" if self.position_bias or self.q(names[0]) >= self.q(names[1]) else "B"
+                kind, answer = "pairwise", {"reason": "scripted", "better": better}
+            else:
+                operator = request.purpose.removeprefix("evolve.")
+                kind, answer = "breed", self._breed(operator, user)
+            self.seen.setdefault(kind, []).append(request)
+        return Reply(json.dumps(answer))
+
+    def _breed(self, operator: str, user: str) -> dict:
+        shown = re.findall(r'"Name": "([a-z0-9_]+)"', user)
+        name, title, experiment = self.children.pop(0)
+        asked = asked_niche(user)
+        self.bred.append({"operator": operator, "shown": shown, "child": name, "asked": asked})
+        if name not in self.niche_of:
+            parent_niche = self.niche_of.get(shown[0]) if shown else None
+            self.niche_of[name] = asked or parent_niche or "data/tweak"
+        return idea_json(name, title, experiment)
+
+    def _niche(self, name: str) -> dict:
+        row, column = self.niche_of.setdefault(name, "data/tweak").split("/")
+        return {"reason": "scripted placement", "changes": row, "reach": column}
+
+    def _judge(self, name: str) -> dict:
+        score = self.q(name)
+        return {
+            "interestingness_rationale": f"interest of {name}",
+            "Interestingness": score,
+            "feasibility_rationale": "fits",
+            "Feasibility": score,
+            "novelty_rationale": "some",
+            "Novelty": score,
+        }
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    with LoopbackServer() as started:
+        monkeypatch.setenv("OPENAI_BASE_URL", started.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-evolve")
+        yield started
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    folder = make_template(tmp_path / "fashion_template")
+    seeds = [idea_json(*seed) for seed in SEEDS]
+    (folder / "seed_ideas.json").write_text(json.dumps(seeds, indent=4))
+    return folder
+
+
+def evolve(store: Store, template: Path, out: Path, **options) -> Evolve:
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    options.setdefault("topic", "regularization")
+    options.setdefault("concurrency", 1)
+    options.setdefault("rng_seed", 7)
+    return Evolve(model, store, load_template(template), out=out, **options)
+
+
+def entries_by_name(store: Store, result) -> dict[str, object]:
+    return {e.idea.Name: e for e in store.archive_entries(result.archive)}
+
+
+# archive logic
+
+
+def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
+    server, store, template, tmp_path
+):
+    # seed_mixup -> regularisation/component (5), seed_cosine -> optimisation/tweak (5);
+    # then children: weaker and equal in mixup's niche lose, a better one replaces it,
+    # a better one in another niche does not touch it.
+    breeder = Breeder(
+        [
+            child("weaker_mixup", 5),
+            child("equal_mixup", 6),
+            child("better_mixup", 0),
+            child("better_elsewhere", 4),
+        ],
+        niche_of={
+            "seed_mixup": "regularisation/component",
+            "seed_cosine": "optimisation/tweak",
+            "weaker_mixup": "regularisation/component",
+            "equal_mixup": "regularisation/component",
+            "better_mixup": "regularisation/component",
+            "better_elsewhere": "architecture/tweak",
+        },
+        quality={"weaker_mixup": 3, "equal_mixup": 5, "better_mixup": 8, "better_elsewhere": 9},
+    )
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    # seeds: 2 x (niche + judge); 3 challengers: breed + niche + judge + 2 pairwise; the
+    # last child: breed, niche, judge. 22 calls, then the budget stops the run.
+    result = evolve(store, template, out, max_calls=22).run()
+
+    by_name = entries_by_name(store, result)
+    assert by_name["weaker_mixup"].status == "lost"
+    assert by_name["equal_mixup"].status == "lost", "a tie keeps the incumbent"
+    assert by_name["better_mixup"].status == "elite"
+    assert by_name["seed_mixup"].status == "replaced"
+    assert by_name["seed_mixup"].replaced_by == by_name["better_mixup"].id
+    assert by_name["seed_cosine"].status == "elite", "a challenger elsewhere replaces nothing"
+    assert by_name["better_elsewhere"].status == "elite"
+    elites = {e.niche: e.idea.Name for e in result.elites}
+    assert elites["regularisation/component"] == "better_mixup"
+    # every challenge asked both orders: incumbent first, then challenger first
+    pairs = [
+        re.findall(r'"Name": "([a-z0-9_]+)"', r.last_user_text) for r in breeder.seen["pairwise"]
+    ]
+    assert len(pairs) == 6
+    for first, second in zip(pairs[::2], pairs[1::2], strict=True):
+        assert first == second[::-1]
+    assert result.session.lost == 2 and result.session.replaced == 1
+
+
+def test_a_split_pairwise_verdict_goes_to_the_rubric_score(server, store, template, tmp_path):
+    # A judge that always prefers the idea shown first splits every challenge 1-1, so the
+    # rubric decides: the better-scored challenger wins, the worse one does not.
+    breeder = Breeder(
+        [child("low", 5), child("high", 6)],
+        niche_of={n: "regularisation/component" for n in ("seed_mixup", "low", "high")}
+        | {"seed_cosine": "optimisation/tweak"},
+        quality={"low": 2, "high": 9},
+        position_bias=True,
+    )
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=14).run()
+    by_name = entries_by_name(store, result)
+    assert by_name["low"].status == "lost" and "split 1-1" in by_name["low"].reason
+    assert by_name["high"].status == "elite" and "split 1-1" in by_name["high"].reason
+
+
+def test_the_elite_of_each_niche_is_the_best_idea_placed_there(server, store, template, tmp_path):
+    # A longer run with every operator: whatever the order, each niche ends with its best
+    # idea, and each replacement chain only ever goes up.
+    bank = [
+        (f"{name}_{i}", title, experiment)
+        for i in range(2)
+        for name, title, experiment in IDEA_BANK
+    ]
+    quality = {name: (len(name) * 7 + i) % 10 + 1 for i, (name, _, _) in enumerate(bank)}
+    breeder = Breeder(bank, quality=quality)
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=70).run()
+
+    entries = store.archive_entries(result.archive)
+    judged = [e for e in entries if e.status in ("elite", "replaced", "lost")]
+    assert len(judged) >= 10
+    for elite in result.elites:
+        rivals = [e for e in judged if e.niche == elite.niche]
+        assert breeder.q(elite.idea.Name) == max(breeder.q(e.idea.Name) for e in rivals)
+    by_id = {e.id: e for e in entries}
+    for entry in entries:
+        if entry.replaced_by is not None:
+            successor = by_id[entry.replaced_by]
+            assert successor.niche == entry.niche
+            assert breeder.q(successor.idea.Name) > breeder.q(entry.idea.Name)
+    operators = {b["operator"] for b in breeder.bred}
+    assert {"fill", "crossover", "sharpen"} <= operators
+
+
+def test_an_empty_archive_is_seeded_niche_by_niche(server, store, tmp_path):
+    template = make_template(tmp_path / "no_seeds")  # an empty seed_ideas.json
+    breeder = Breeder(IDEA_BANK[:3], quality={name: 6 for name, _, _ in IDEA_BANK[:3]})
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=6).run()
+
+    # with fewer than two elites nothing can be bred: each step drafts an idea for a niche
+    # the prompt names as empty, and the child enters it without a pairwise comparison
+    assert [b["operator"] for b in breeder.bred] == ["fill", "fill"]
+    assert breeder.bred[0]["asked"] != breeder.bred[1]["asked"]
+    assert sorted(e.niche for e in result.elites) == sorted(b["asked"] for b in breeder.bred)
+    assert "pairwise" not in breeder.seen
+    assert result.session.entered == 2 and result.session.seeds == 0
+
+
+def test_lineage_names_the_parents_the_child_was_bred_from(server, store, template, tmp_path):
+    bank = [
+        (f"{name}_{i}", title, experiment)
+        for i in range(2)
+        for name, title, experiment in IDEA_BANK
+    ]
+    breeder = Breeder(bank, quality={name: 4 + len(name) % 6 for name, _, _ in bank})
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=50, rng_seed=3).run()
+
+    entries = entries_by_name(store, result)
+    by_id = {e.id: e for e in entries.values()}
+    bred = [b for b in breeder.bred if b["child"] in entries]
+    assert any(b["operator"] == "crossover" for b in bred)
+    for record in bred:
+        child = entries[record["child"]]
+        parent_names = [by_id[p].idea.Name for p in child.parents]
+        assert parent_names == record["shown"], "the parents are the ideas the prompt showed"
+        if record["operator"] == "crossover":
+            assert by_id[child.parents[0]].niche != by_id[child.parents[1]].niche
+    archive = Archive.load(result.archive, SPEC, store)
+    stored = {s.id: s for s in store.ideas()}
+    for elite in result.elites:
+        steps = archive.lineage(archive.entries[elite.id])
+        assert steps[0].entry_id == elite.id
+        assert (
+            steps[-1].operator.startswith("seed:")
+            or steps[-1].operator == "fill"
+            or (len(steps) == 12)
+        ), "the lineage walks back to a seed or a fresh idea"
+        if elite.parents:
+            known = [by_id[p].idea_id for p in elite.parents if by_id[p].idea_id is not None]
+            assert stored[elite.idea_id].parent_id == (known[0] if known else None)
+
+
+def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_counted(
+    server, store, template, tmp_path
+):
+    breeder = Breeder(
+        [
+            ("mixup_again", "Mixup Between Training Images Again", SEEDS[0][2]),
+            ("imagenet_transfer", "Fine-Tuning a Pretrained ResNet on Clothing", INFEASIBLE),
+            child("vague_distillation", 11),  # names too little of experiment.py
+        ],
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+    )
+    server.responder = breeder
+    # 4 calls for the seeds, then one breeding call per child: none of them gets further
+    result = evolve(
+        store, template, tmp_path / "elites.json", max_calls=7, operators=("mechanism", "measure")
+    ).run()
+
+    by_name = entries_by_name(store, result)
+    assert by_name["mixup_again"].status == "duplicate"
+    assert "seed_mixup" in by_name["mixup_again"].reason
+    assert by_name["imagenet_transfer"].status == "infeasible"
+    assert "pretrained" in by_name["imagenet_transfer"].reason
+    assert by_name["vague_distillation"].status == "gate"
+    assert "ungrounded" in by_name["vague_distillation"].reason
+    assert (result.session.duplicate, result.session.infeasible, result.session.gate) == (1, 1, 1)
+    judged = [shown_idea(r.last_user_text)["Name"] for r in breeder.seen["judge"]]
+    assert not {"mixup_again", "imagenet_transfer", "vague_distillation"} & set(judged)
+    assert (result.totals.duplicate, result.totals.infeasible, result.totals.gate) == (1, 1, 1)
+
+
+# budget, resume, output
+
+
+def test_the_budget_stops_the_run_and_counts_every_session(server, store, template, tmp_path):
+    breeder = Breeder(IDEA_BANK)
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    first = evolve(store, template, out, max_calls=15).run()
+    assert first.stopped == "budget"
+    assert 15 <= first.spend.calls <= 15 + 2, "a repaired call may run past by its repairs"
+    calls = len(server.requests)
+
+    again = evolve(store, template, out, max_calls=15).run()
+    assert again.stopped == "budget" and len(server.requests) == calls, "nothing left to spend"
+
+    more = evolve(store, template, out, max_calls=25).run()
+    assert 25 <= more.spend.calls <= 27 and more.spend.calls == len(server.requests)
+    assert more.totals.judged > first.totals.judged
+
+
+def test_a_budget_is_required_and_operators_are_checked(server, store, template, tmp_path):
+    with pytest.raises(EvolveError, match="give a budget"):
+        evolve(store, template, tmp_path / "o.json")
+    with pytest.raises(EvolveError, match="operators must be some of"):
+        evolve(store, template, tmp_path / "o.json", max_calls=5, operators=("mutate",))
+
+
+def test_elites_are_written_best_first_after_the_users_own_entries_are_kept(
+    server, store, template, tmp_path
+):
+    out = tmp_path / "elites.json"
+    own = [
+        idea_json("users_own_idea", "The user's idea", IDEA_BANK[22][2]),
+        {"Name": "Not Valid", "Title": "broken entry kept", "Experiment": "x"},
+    ]
+    out.write_text(json.dumps(own, indent=2))
+    breeder = Breeder(
+        IDEA_BANK,
+        niche_of={"users_own_idea": "evaluation/tweak"},
+        quality={"users_own_idea": 2, "seed_mixup": 8, "seed_cosine": 6},
+    )
+    server.responder = breeder
+    result = evolve(store, template, out, max_calls=30).run()
+
+    written = json.loads(out.read_text())
+    names = [entry["Name"] for entry in written]
+    elite_names = [e.idea.Name for e in result.elites]
+    assert names[: len(elite_names)] == elite_names
+    scores = [entry["evolve"]["score"] for entry in written[: len(elite_names)]]
+    assert scores == sorted(scores, reverse=True)
+    assert written[-1] == own[1], "an invalid entry of the user's is kept as it was"
+    assert "users_own_idea" in names
+    first = written[0]
+    assert first["Interestingness"] == breeder.q(first["Name"]), "the judge's ratings"
+    assert "original_ratings" in first
+    assert {problem.index for problem in load_ideas(out).errors} == {len(written) - 1}
+
+
+def test_an_interrupted_run_resumes_with_its_archive(server, template, tmp_path):
+    server.latency_s = 0.15
+    breeder = Breeder(IDEA_BANK)
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    arguments = [
+        "evolve",
+        "--topic",
+        "regularization",
+        "--template",
+        str(template),
+        "--out",
+        str(out),
+        "--budget-calls",
+        "24",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--concurrency",
+        "1",
+        "--seed",
+        "5",
+        "--quiet",
+    ]
+    process = subprocess.Popen([sys.executable, "-m", "ideagen", *arguments], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(server.requests) < 8:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with Store.open(os.environ["IDEAGEN_HOME"]) as store:
+        run = evolve(store, template, out, max_calls=24)
+        before = store.archive_entries(run.key)
+        calls_before = store.spend(run.archive_run).calls
+    assert before and 8 <= calls_before < 24
+    elites = {e.idea.Name for e in before if e.status == "elite"}
+    assert elites == {entry["Name"] for entry in json.loads(out.read_text())}
+
+    server.latency_s = 0
+    assert main(arguments) == 0
+    with Store.open(os.environ["IDEAGEN_HOME"]) as store:
+        after = store.archive_entries(run.key)
+        calls = store.spend(run.archive_run).calls
+    assert [(e.id, e.idea.Name) for e in after[: len(before)]] == [
+        (e.id, e.idea.Name) for e in before
+    ], "the first run's archive is kept"
+    assert 24 <= calls <= 26
+    names = [e.idea.Name for e in after]
+    assert len(names) == len(set(names)), "no seed or child is taken up twice"
+
+
+# niches
+
+
+def test_a_custom_niche_file_replaces_the_grid(server, store, template, tmp_path):
+    spec = {
+        "rows": {
+            "name": "part",
+            "question": "Which part?",
+            "bins": [
+                {"key": "model", "label": "Model", "description": "the network"},
+                {"key": "training", "label": "Training", "description": "how it is trained"},
+            ],
+        },
+        "columns": {
+            "name": "risk",
+            "question": "How risky?",
+            "bins": [
+                {"key": "safe", "label": "Safe", "description": "likely to work"},
+                {"key": "bold", "label": "Bold", "description": "may fail"},
+            ],
+        },
+    }
+    path = tmp_path / "niches.json"
+    path.write_text(json.dumps(spec))
+    niches = load_niches(path)
+    assert niches.cells() == ["model/safe", "model/bold", "training/safe", "training/bold"]
+
+    def place(request: ReceivedRequest) -> Reply:
+        if request.purpose == "evolve.niche":
+            assert '"part": Which part?' in request.system_text
+            return Reply(json.dumps({"reason": "r", "part": "training", "risk": "bold"}))
+        return breeder(request)
+
+    breeder = Breeder(IDEA_BANK)
+    server.responder = place
+    result = evolve(store, template, tmp_path / "o.json", max_calls=4, niches=niches).run()
+    assert {e.niche for e in result.elites} == {"training/bold"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["rows"]["bins"].pop(), "rows.bins: List should have at least 2 items"),
+        (lambda s: s["columns"]["bins"][1].update(key="Bad Key"), "columns.bins.1.key"),
+        (lambda s: s["columns"]["bins"][1].update(key="tweak"), "repeated: tweak"),
+        (lambda s: s.pop("columns"), "columns: Field required"),
+    ],
+)
+def test_a_bad_niche_file_names_the_file_and_field(tmp_path, change, message):
+    spec = json.loads(default_niches().model_dump_json())
+    spec["rows"]["bins"] = spec["rows"]["bins"][:2]
+    change(spec)
+    path = tmp_path / "niches.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(NicheFileError) as error:
+        load_niches(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_reports_a_bad_niche_file(tmp_path, capsys):
+    path = tmp_path / "niches.json"
+    path.write_text("{not json")
+    code = main(
+        [
+            "evolve",
+            "--topic",
+            "t",
+            "--out",
+            str(tmp_path / "o.json"),
+            "--budget-calls",
+            "5",
+            "--niches",
+            str(path),
+        ]
+    )
+    assert code == 2
+    assert f"{path}: not valid JSON" in capsys.readouterr().err
+
+
+def test_placements_are_cached_and_fall_back_to_embeddings(server, store, template, tmp_path):
+    bad = {"left": 3}
+
+    def unusable_first_placement(request: ReceivedRequest) -> Reply:
+        if request.purpose == "evolve.niche" and bad["left"]:
+            bad["left"] -= 1
+            return Reply(json.dumps({"reason": "r", "changes": "cooking", "reach": "far"}))
+        return breeder(request)
+
+    breeder = Breeder(IDEA_BANK)
+    server.responder = unusable_first_placement
+    first = evolve(store, template, tmp_path / "o.json", max_calls=7).run()
+    entries = entries_by_name(store, first)
+    assert "placed by embedding" in entries["seed_mixup"].reason
+    assert "placed by model" in entries["seed_cosine"].reason
+
+    placements = len(breeder.seen["niche"])
+    run = evolve(store, template, tmp_path / "other.json", max_calls=7)
+    assert run.placer.place(entries["seed_cosine"].idea, run.model).source == "cache"
+    assert len(breeder.seen["niche"]) == placements
+
+
+# the report
+
+
+def test_report_grid_is_self_contained_and_escaped(server, store, template, tmp_path):
+    title = "Evolving <b>bold</b> & learning rate schedules"
+    breeder = Breeder([("x_lt", title, IDEA_BANK[9][2])], quality={"x_lt": 9})
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "o.json", max_calls=9).run()
+    html = render_archive_report(Archive.load(result.archive, SPEC, store), result.spend)
+    assert html.count('class="niche') == len(SPEC.cells())
+    assert "http" not in html.replace("http-equiv", "")
+    assert "Evolving &lt;b&gt;bold&lt;/b&gt; &amp; learning" in html and "<b>bold</b>" not in html
+
+
+@needs_chromium
+def test_report_grid_opens_in_chromium_and_a_click_shows_the_lineage(
+    server, store, template, tmp_path
+):
+    bank = [
+        (f"{name}_{i}", title, experiment)
+        for i in range(2)
+        for name, title, experiment in IDEA_BANK
+    ]
+    breeder = Breeder(bank, quality={name: 3 + len(name) % 7 for name, _, _ in bank})
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "o.json", max_calls=60, rng_seed=3).run()
+    archive = Archive.load(result.archive, SPEC, store)
+    bred = next(e for e in result.elites if e.parents)
+    click = f"""
+    document.querySelector('td.niche[data-entry="{bred.id}"]').click();
+    var out = document.createElement('pre'); out.id = 'opened';
+    out.textContent = Array.prototype.filter.call(document.querySelectorAll('details'),
+      function (d) {{ return d.open; }}).map(function (d) {{ return d.id; }}).join(',');
+    document.body.appendChild(out);
+    """
+    html = render_archive_report(archive, result.spend).replace(
+        "</body>", f"<script>{click}</script></body>"
+    )
+    page = tmp_path / "archive.html"
+    page.write_text(html, encoding="utf-8")
+    dom = run_chromium(tmp_path, "--dump-dom", page.as_uri())
+
+    assert re.search(r'<pre id="opened">([^<]*)</pre>', dom).group(1) == f"elite-{bred.id}"
+    filled = re.findall(r'<td class="niche" data-niche="([a-z/]+)" data-entry', dom)
+    assert sorted(filled) == sorted(e.niche for e in result.elites)
+    assert dom.count('class="niche empty"') == len(SPEC.cells()) - len(filled)
+    details = dom.split(f'id="elite-{bred.id}"', 1)[1].split("</details>", 1)[0]
+    for parent in bred.parents:
+        assert archive.entries[parent].idea.Name in details, "the lineage lists the parents"
+
+    shot = tmp_path / "grid.png"
+    run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1100,800", page.as_uri())
+    from PIL import Image
+
+    colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(maxcolors=1_000_000)}
+    assert len(colours) > 50
