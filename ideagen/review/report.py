@@ -516,6 +516,7 @@ def summary_table(result: ReviewResult) -> Table:
         table.add_row(*row)
     return table
 
+
 # the evolve archive (`ideagen evolve --report`)
 
 ARCHIVE_STYLE = """
