@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 def results_table(summary: ResultsSummary) -> Table:
     metrics = sorted({o.metric for o in summary.outcomes if o.metric})
-    title = f"{summary.experiment}: {len(summary.outcomes)} ideas"
+    count = len(summary.outcomes)
+    title = f"{summary.experiment}: {count} idea{'' if count == 1 else 's'}"
     if metrics:
         title += f"; change = best run - run_0 in {', '.join(metrics)}"
     rows = []
