@@ -156,12 +156,20 @@ def main() -> int:
     parser.add_argument("--topic", default="evolutionary and search methods for small CNNs")
     parser.add_argument("--template", type=Path, default=bundled_template_dir())
     parser.add_argument("--seed", type=int, default=0, help="evolve's random seed")
+    parser.add_argument(
+        "--seeds",
+        choices=("template", "none"),
+        default="template",
+        help="start both arms from the template's seed ideas, or from none (cheaper)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-evolve-") as scratch:
         work = Path(scratch)
         folder = work / "template"
         shutil.copytree(args.template, folder)
+        if args.seeds == "none":
+            (folder / "seed_ideas.json").write_text("[]\n")
         template = load_template(folder)
         seeds = load_ideas(folder / "seed_ideas.json", missing_ok=True).ideas
         # one store per arm, so that evolve does not take brainstorm's ideas as its seeds
