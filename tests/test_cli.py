@@ -10,7 +10,7 @@ import pytest
 from ideagen import __version__
 from ideagen.cli import main
 
-COMMANDS = ["brainstorm", "chat", "review", "dedup", "validate", "template"]
+COMMANDS = ["brainstorm", "evolve", "chat", "review", "dedup", "validate", "template"]
 
 
 def test_help_lists_every_command(capsys) -> None:
