@@ -33,7 +33,7 @@ from ideagen.resources import render_prompt
 from ideagen.schema import RATING_FIELDS, Idea
 from ideagen.store import Store
 
-FOLDER_NAME = re.compile(r"^(\d{8}_\d{6})_([a-z0-9_]+)$")
+FOLDER_NAME = re.compile(r"^(\d{8}_\d{6})_(.+)$")
 RUN_FOLDER = re.compile(r"^run_(\d+)$")
 LOWER_IS_BETTER = ("loss", "time", "error", "perplexity", "divergence")
 # Which metric counts, when the user does not say: the first kind found, in this order.
