@@ -128,6 +128,13 @@ def nesting_depth(data: Any) -> int:
     return deepest
 
 
+def unusable_json(error: Exception) -> str:
+    """Why json.loads refused a user's file beyond a syntax error, in a few words."""
+    if isinstance(error, RecursionError):
+        return "the JSON is nested too deeply"
+    return f"invalid JSON: {first_sentence(error)}"
+
+
 def first_sentence(error: Exception) -> str:
     return str(error).split(";")[0].split("\n")[0]
 

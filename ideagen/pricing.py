@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from ideagen.ideafile import unusable_json
 from ideagen.providers.base import ModelError, Usage
 
 
@@ -103,6 +104,8 @@ def load_prices(home: Path | None = None) -> dict[str, Price]:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ModelError(f"{path}: entry {model!r}: {where}: {first['msg']}") from None
+    except (RecursionError, ValueError) as error:
+        raise ModelError(f"{path}: {unusable_json(error)}") from None
     return prices
 
 

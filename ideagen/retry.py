@@ -3,9 +3,9 @@ the literature APIs. The loop itself is tenacity's.
 
 The delay before retry n (1-based) is min(max_delay_s, base_delay_s * 2**(n-1)), scaled by a
 random factor in [0.5, 1] so that parallel callers do not retry in step; a wait the server asks
-for (retry-after-ms, or retry-after in seconds or as an HTTP date) replaces it, capped at
-max_delay_s. No attempt waits longer than call_timeout_s, and retrying stops once the next wait
-would pass total_timeout_s since the first attempt.
+for (retry-after-ms, or retry-after in seconds or as an HTTP date) replaces it, shortened to
+max_retry_after_s when that is set. No attempt waits longer than call_timeout_s, and retrying
+stops once the next wait would pass total_timeout_s since the first attempt.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     call_timeout_s: float = 120.0
     total_timeout_s: float = 300.0
+    max_retry_after_s: float | None = None
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def backoff(self, attempt: int) -> float:
@@ -59,7 +60,7 @@ class RetryPolicy:
 
     def delay(self, error: RetryableError, attempt: int) -> float:
         if error.retry_after is not None:
-            return min(self.max_delay_s, error.retry_after)
+            return min(error.retry_after, self.max_retry_after_s or error.retry_after)
         return self.backoff(attempt)
 
     def run(

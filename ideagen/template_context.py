@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ideagen import template_tools
+from ideagen.ideafile import unusable_json
 from ideagen.resources import render_prompt
 from ideagen.schema import Idea
 
@@ -60,6 +61,8 @@ def load_template(folder: str | Path) -> TemplateContext:
         raise TemplateError(f"{prompt_file}: missing (a template needs prompt.json)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TemplateError(f"{prompt_file}: not valid JSON: {exc}") from None
+    except (RecursionError, ValueError) as exc:
+        raise TemplateError(f"{prompt_file}: {unusable_json(exc)}") from None
     if not isinstance(prompt, dict):
         raise TemplateError(f"{prompt_file}: expected a JSON object with system, task_description")
     for key in ("system", "task_description"):

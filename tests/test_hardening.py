@@ -690,3 +690,28 @@ def test_brainstorm_json_prints_only_json_and_nothing_on_stderr(server, tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert json.loads(result.stdout)["complete"] is True
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE_INT = '{"a": ' + "9" * 5000 + "}"
+
+
+@pytest.mark.parametrize("text", [DEEP, HUGE_INT], ids=["deep", "huge_int"])
+def test_other_user_json_files_fail_in_one_line(text, tmp_path):
+    from ideagen.pricing import load_prices
+    from ideagen.review.novelty import CorpusError, load_corpus
+    from ideagen.template_context import TemplateError, load_template
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(text + "\n")
+    template = make_template(tmp_path / "template")
+    (template / "prompt.json").write_text(text)
+    (tmp_path / "prices.json").write_text(text)
+    for call, error in (
+        (lambda: load_corpus(corpus), CorpusError),
+        (lambda: load_template(template), TemplateError),
+        (lambda: load_prices(tmp_path), ModelError),
+    ):
+        with pytest.raises(error) as raised:
+            call()
+        assert "\n" not in str(raised.value) and str(tmp_path) in str(raised.value)

@@ -200,7 +200,7 @@ def test_429_storm_gives_up_after_capped_tries(literature_server, store):
     literature_server.storm = True
     literature_server.retry_after = "3600"
     waits: list[float] = []
-    retry = RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=2.0, sleep=waits.append)
+    retry = RetryPolicy(max_attempts=4, base_delay_s=0.5, max_retry_after_s=2.0, sleep=waits.append)
     client = SemanticScholarClient("semantic_scholar", literature_server.base_url, store, retry)
     with pytest.raises(LiteratureError, match="429 after 4 tries"):
         client.search("anything")
@@ -320,7 +320,7 @@ def test_novelty_storm_is_unknown_with_the_reason(reviewer, loopback, literature
     result = checker.check(make_idea("ls", "Label smoothing study", "Add label smoothing."))
     assert result.status == "unknown"
     assert "429" in result.reason
-    assert literature_server.count("openalex") == FAST_RETRY.attempts
+    assert literature_server.count("openalex") == FAST_RETRY.max_attempts
 
 
 # judge and tournament
@@ -646,10 +646,10 @@ def test_invalid_file_stops_with_the_validate_messages(reviewer, loopback, tmp_p
     assert main(["validate", str(path)]) == 1
     validate_lines = capsys.readouterr().out.splitlines()
     out = tmp_path / "reviewed.json"
-    code, stdout, _ = run_review(capsys, str(path), "--out", str(out), "--provider", "openai")
+    code, _, stderr = run_review(capsys, str(path), "--out", str(out), "--provider", "openai")
     assert code == 1
-    assert stdout.splitlines()[: len(validate_lines)] == validate_lines
-    assert "entry 1 (imagenet_pretraining): Feasibility" in stdout
+    assert stderr.splitlines()[: len(validate_lines)] == validate_lines
+    assert "entry 1 (imagenet_pretraining): Feasibility" in stderr
     assert not out.exists() and not (tmp_path / "bad.review.html").exists()
     assert loopback.requests == [], "no model call before the input is valid"
 
@@ -661,8 +661,8 @@ def test_invalid_file_stops_with_the_validate_messages(reviewer, loopback, tmp_p
 def test_unreadable_file_exits_2(reviewer, tmp_path, capsys, content, message):
     path = tmp_path / "ideas.json"
     path.write_text(content)
-    code, stdout, _ = run_review(capsys, str(path), "--provider", "openai")
-    assert code == 2 and message in stdout and str(path) in stdout
+    code, _, stderr = run_review(capsys, str(path), "--provider", "openai")
+    assert code == 2 and message in stderr and str(path) in stderr
     assert list(tmp_path.iterdir()) == [path], "nothing written"
 
 
@@ -671,14 +671,14 @@ def test_bad_corpus_is_reported_before_any_model_call(
 ):
     corpus = tmp_path / "papers.jsonl"
     corpus.write_text('{"title": "fine"}\n{"abstract": "no title"}\n')
-    code, stdout, _ = run_review(
+    code, _, stderr = run_review(
         capsys, str(ideas_file), "--corpus", str(corpus), "--provider", "openai"
     )
     assert code == 2
-    assert f"{corpus}: line 2: title: missing" in stdout
+    assert f"{corpus}: line 2: title: missing" in stderr
     assert loopback.requests == []
-    code, stdout, _ = run_review(capsys, str(ideas_file), "--novelty", "offline")
-    assert code == 2 and "--novelty offline needs --corpus" in stdout
+    code, _, stderr = run_review(capsys, str(ideas_file), "--novelty", "offline")
+    assert code == 2 and "--novelty offline needs --corpus" in stderr
 
 
 def test_review_of_a_real_corpus_file(reviewer, loopback, corpus_dir, tmp_path, capsys):

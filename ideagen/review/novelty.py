@@ -26,7 +26,7 @@ import httpx2
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from ideagen.ideafile import read_user_text
+from ideagen.ideafile import read_user_text, unusable_json
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
 from ideagen.retry import (
@@ -114,9 +114,15 @@ class CorpusError(Exception):
 # literature services
 
 
-# Literature services answer in seconds or not at all: shorter bounds than for model calls.
+# Literature services answer in seconds or not at all: shorter bounds than for model calls,
+# and a long retry-after is shortened (a search is worth a try after 20 s, not an hour).
 LITERATURE_RETRY = RetryPolicy(
-    max_attempts=4, base_delay_s=1.0, max_delay_s=20.0, call_timeout_s=20.0, total_timeout_s=120.0
+    max_attempts=4,
+    base_delay_s=1.0,
+    max_delay_s=20.0,
+    call_timeout_s=20.0,
+    total_timeout_s=120.0,
+    max_retry_after_s=20.0,
 )
 
 
@@ -313,6 +319,8 @@ def _parse_jsonl(path: Path, text: str) -> list[Paper]:
             raise CorpusError(
                 f"{path}: line {number}: invalid JSON at column {exc.colno}: {exc.msg}"
             ) from None
+        except (RecursionError, ValueError) as exc:
+            raise CorpusError(f"{path}: line {number}: {unusable_json(exc)}") from None
         if not isinstance(entry, dict):
             raise CorpusError(f"{path}: line {number}: expected an object with title, abstract")
         title = entry.get("title")
