@@ -121,6 +121,15 @@ def run(key: str, threads: int, topics: list[str]) -> Row:
         loaded.close()
 
 
+def describe(row: Row) -> str:
+    rss = f"{row.peak_rss_mb:.0f}" if row.peak_rss_mb else "n/a"
+    return (
+        f"{row.label:<42} {row.load_s:>6.1f} {row.prompt_tps:>10.1f} {row.decode_tps:>10.1f} "
+        f"{rss:>7} {row.s_per_idea:>7.1f} {row.valid:>5} {row.first_prompt_s:>12.1f} "
+        f"{row.reuse_prompt_s:>7.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -148,7 +157,7 @@ def main() -> None:
         except ModelError as error:
             print(f"skipped {key}: {error}")
             continue
-        print(f"done {run_spec}", flush=True)
+        print(f"{run_spec}: {describe(rows[-1])}", flush=True)
     header = (
         f"{'model':<42} {'load s':>6} {'prompt t/s':>10} {'decode t/s':>10} {'RSS MB':>7} "
         f"{'s/idea':>7} {'valid':>5} {'1st prompt s':>12} {'reuse s':>7}"
@@ -156,12 +165,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for row in rows:
-        rss = f"{row.peak_rss_mb:.0f}" if row.peak_rss_mb else "n/a"
-        print(
-            f"{row.label:<42} {row.load_s:>6.1f} {row.prompt_tps:>10.1f} {row.decode_tps:>10.1f} "
-            f"{rss:>7} {row.s_per_idea:>7.1f} {row.valid:>5} {row.first_prompt_s:>12.1f} "
-            f"{row.reuse_prompt_s:>7.2f}"
-        )
+        print(describe(row))
     print(f"baseline: {BASELINE}")
     print("a title from each model:")
     for row in rows:
