@@ -132,9 +132,11 @@ def show_estimate(
     calls: int,
     chars_per_call: int,
     tokens_out_per_call: int,
+    *,
+    per_message: bool = False,
 ) -> None:
     """Before a paid run starts: what it may cost at most, next to the budget."""
     if not isinstance(model, RecordedModel) or not model.paid:
         return
     estimate = model.estimate(calls, chars_per_call, tokens_out_per_call)
-    console.print(estimate.describe(limit_usd), highlight=False)
+    console.print(estimate.describe(limit_usd, per_message=per_message), highlight=False)

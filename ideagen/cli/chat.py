@@ -60,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
         session = ChatSession(model, store, template, topic=args.topic, session_id=session_id)
         history_chars = 4 * CHAT_MAX_TOKENS  # a few turns of conversation resent each time
         chars = len(template.cached_prefix()) + history_chars
-        show_estimate(model, console, args.max_cost, 1, chars, CHAT_MAX_TOKENS)
+        show_estimate(model, console, args.max_cost, 1, chars, CHAT_MAX_TOKENS, per_message=True)
         return ChatRepl(session, args.out).run()

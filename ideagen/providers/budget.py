@@ -55,11 +55,12 @@ class Estimate:
     calls: int
     usd: float
 
-    def describe(self, limit_usd: float | None) -> str:
-        if self.calls == 1:
+    def describe(self, limit_usd: float | None, *, per_message: bool = False) -> str:
+        if per_message:
             text = f"estimate: about ${self.usd:.3f} per message"
         else:
-            text = f"estimate: about ${self.usd:.2f} for about {self.calls} model calls"
+            calls = f"{self.calls} model call{'' if self.calls == 1 else 's'}"
+            text = f"estimate: about ${self.usd:.2f} for about {calls}"
         if limit_usd is not None:
             text += f"; budget ${limit_usd:.2f}"
             if self.usd > limit_usd:
