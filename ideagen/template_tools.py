@@ -56,6 +56,12 @@ GRAPHICSPATH = re.compile(r"\\graphicspath\{\s*\{\.\./\}")
 # The folder is copied into every idea folder; anything this big belongs outside it.
 MAX_FILE_BYTES = 5 * 1024 * 1024
 IGNORED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints")
+SCRIPTS = ("experiment.py", "plot.py")
+# Run by the interpreter under test: which of the top-level modules in argv it cannot find.
+FIND_MISSING = (
+    "import importlib.util, json, sys;"
+    "print(json.dumps([m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]))"
+)
 
 
 class TemplateToolError(Exception):
@@ -236,9 +242,12 @@ def check_template(
     )
     for check in static_checks:
         report.problems.extend(check(folder, report.passed))
+    report.problems.extend(check_imports(folder, python, report.passed))
     if static:
         return report
-    if report.problems and any(p.file in ("experiment.py", "plot.py") for p in report.problems):
+    if any(
+        p.file == "--python" or any(name in p.file for name in SCRIPTS) for p in report.problems
+    ):
         report.problems.append(Problem("experiment.py", "not run: fix the problems above first"))
         return report
     log("running experiment.py and plot.py in a temporary copy ...")
@@ -343,6 +352,74 @@ def _check_python_files(folder: Path, passed: list[str]) -> list[Problem]:
     if trees and not problems:
         passed.append("experiment.py and plot.py parse; plot.py has a labels dict")
     return problems
+
+
+def check_imports(folder: Path, python: str, passed: list[str]) -> list[Problem]:
+    """The modules experiment.py and plot.py import that `python` cannot find.
+
+    Asked of that interpreter (find_spec, nothing imported) in the template folder, so the
+    template's own helper modules count; imports guarded by `except ImportError` are optional."""
+    needed: dict[str, list[str]] = {}
+    for name in SCRIPTS:
+        path = folder / name
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=name)
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue  # a missing or broken script is reported by the other checks
+        for module in sorted(required_imports(tree)):
+            needed.setdefault(module, []).append(name)
+    if not needed:
+        return []
+    try:
+        result = subprocess.run(
+            [python, "-c", FIND_MISSING, *needed],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        missing = json.loads(result.stdout) if result.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+        return [Problem("--python", f"{python}: cannot run it to check the imports: {exc}")]
+    if missing is None:
+        detail = _tail(result.stderr)
+        return [Problem("--python", f"{python}: cannot check the imports with it: {detail}")]
+    problems = [
+        Problem(
+            " and ".join(needed[module]),
+            f"imports {module!r}, which {python} cannot import (install it there)",
+        )
+        for module in missing
+    ]
+    if not problems:
+        passed.append(f"{python} finds every import: {', '.join(needed)}")
+    return problems
+
+
+def required_imports(tree: ast.Module) -> set[str]:
+    """Top-level names of absolute imports, except those under `except ImportError`."""
+    optional: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            optional.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    modules = set()
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
+    return modules
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return caught is None or any(
+        isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError", "Exception")
+        for n in names
+    )
 
 
 def _check_baseline(folder: Path, passed: list[str]) -> list[Problem]:

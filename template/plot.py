@@ -41,7 +41,8 @@ def mean_and_stderr(curves, key):
     length = min(len(seed_curves[key]) for seed_curves in curves)
     values = np.array([seed_curves[key][:length] for seed_curves in curves], dtype=float)
     epochs = np.array(curves[0]["epoch"][:length])
-    stderr = values.std(axis=0) / np.sqrt(len(values)) if len(values) > 1 else 0 * values[0]
+    # standard error of the mean over seeds, as in final_info.json (sample std / sqrt(n))
+    stderr = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0 * values[0]
     return epochs, values.mean(axis=0), stderr
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import http.server
 import io
 import json
 import shutil
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torchvision.datasets import FashionMNIST
 
 from ideagen import fashion_data
 from ideagen.fashion_data import FashionDataError
@@ -48,7 +50,7 @@ def convert(tarball: Path, root: Path) -> list[str]:
     )
 
 
-def test_converter_splits_each_class_and_torchvision_loads_it(tmp_path: Path) -> None:
+def test_converter_splits_each_class_into_verified_raw_files(tmp_path: Path) -> None:
     # Empty entries where the real package has them: after the test block and at the end.
     tarball = write_fake_package(
         tmp_path / "fake.tgz", empty_positions={0: [TEST_PER_CLASS, TEST_PER_CLASS + 1 + 5]}
@@ -58,20 +60,89 @@ def test_converter_splits_each_class_and_torchvision_loads_it(tmp_path: Path) ->
 
     assert any("class 0" in note and "[3, 9]" in note for note in notes)
     assert any("split rebuilt from the npm package" in note for note in notes)
-    test = FashionMNIST(str(root), train=False, download=False)
-    train = FashionMNIST(str(root), train=True, download=False)
-    assert test.data.shape == (10 * TEST_PER_CLASS, 28, 28)
-    assert train.data.shape == (10 * TRAIN_PER_CLASS, 28, 28)
+    splits = fashion_data.verify(
+        root, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS
+    )
+    test, train = splits["test"], splits["train"]
+    assert test.images.shape == (10 * TEST_PER_CLASS, 28, 28)
+    assert train.images.shape == (10 * TRAIN_PER_CLASS, 28, 28)
     for label in range(10):
         expected = np.array(class_images(label, TEST_PER_CLASS + TRAIN_PER_CLASS), np.uint8)
         expected = expected.reshape(-1, 28, 28)
-        got_test = test.data[test.targets == label].numpy()
-        got_train = train.data[train.targets == label].numpy()
-        np.testing.assert_array_equal(got_test, expected[:TEST_PER_CLASS])
-        np.testing.assert_array_equal(got_train, expected[TEST_PER_CLASS:])
+        np.testing.assert_array_equal(test.images[test.labels == label], expected[:TEST_PER_CLASS])
+        np.testing.assert_array_equal(
+            train.images[train.labels == label], expected[TEST_PER_CLASS:]
+        )
     # Classes take turns, so any prefix of a split is balanced.
-    assert test.targets[:10].tolist() == list(range(10))
-    assert train.targets.dtype == torch.int64
+    assert test.labels[:10].tolist() == list(range(10))
+
+
+def test_torchvision_reads_the_files_where_it_is_installed(tmp_path: Path) -> None:
+    """The layout is torchvision's, so its FashionMNIST(download=False) reads them too."""
+    datasets = pytest.importorskip("torchvision.datasets")
+    root = tmp_path / "data"
+    convert(write_fake_package(tmp_path / "fake.tgz"), root)
+    test = datasets.FashionMNIST(str(root), train=False, download=False)
+    expected = fashion_data.verify(
+        root, train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS
+    )["test"]
+    np.testing.assert_array_equal(test.data.numpy(), expected.images)
+    np.testing.assert_array_equal(test.targets.numpy(), expected.labels)
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    return (
+        magic.to_bytes(4, "big")
+        + b"".join(size.to_bytes(4, "big") for size in array.shape)
+        + array.tobytes()
+    )
+
+
+@pytest.fixture
+def mirror(tmp_path: Path):
+    """A real HTTP server on 127.0.0.1 serving the four .gz files, and their md5 sums."""
+    labels = np.tile(np.arange(10, dtype=np.uint8), 2)
+    images = np.arange(len(labels) * 784, dtype=np.int64).astype(np.uint8).reshape(-1, 28, 28)
+    served = tmp_path / "served"
+    served.mkdir()
+    md5 = {}
+    for name in fashion_data.DOWNLOAD_MD5:
+        array, magic = (images, 0x803) if "images" in name else (labels, 0x801)
+        compressed = gzip.compress(idx_bytes(array, magic))
+        (served / f"{name}.gz").write_bytes(compressed)
+        md5[name] = hashlib.md5(compressed).hexdigest()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", md5, images, labels
+    server.shutdown()
+
+
+def test_download_checks_md5_and_writes_the_raw_files(mirror, tmp_path: Path, monkeypatch) -> None:
+    url, md5, images, labels = mirror
+    monkeypatch.setattr(fashion_data, "DOWNLOAD_MD5", md5)
+    root = tmp_path / "data"
+    fashion_data.download_official(root, url)
+    np.testing.assert_array_equal(
+        fashion_data.read_idx(fashion_data.raw_dir(root) / "t10k-images-idx3-ubyte"), images
+    )
+    np.testing.assert_array_equal(
+        fashion_data.read_idx(fashion_data.raw_dir(root) / "train-labels-idx1-ubyte"), labels
+    )
+
+
+def test_download_refuses_files_that_are_not_the_official_ones(mirror, tmp_path: Path) -> None:
+    url, _md5, _images, _labels = mirror
+    with pytest.raises(FashionDataError, match="train-images-idx3-ubyte.gz: md5 is not 8d4fb7e6"):
+        fashion_data.download_official(tmp_path / "data", url)
+    assert not any(fashion_data.raw_dir(tmp_path / "data").iterdir())
 
 
 def test_converter_rejects_a_class_with_the_wrong_count(tmp_path: Path) -> None:
@@ -126,7 +197,7 @@ def test_prepare_uses_files_already_there_and_is_idempotent(tmp_path: Path) -> N
 def test_prepare_says_what_failed_when_no_source_works(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     with pytest.raises(FashionDataError) as caught:
-        fashion_data.prepare(root, use_torchvision=False, use_npm=False)
+        fashion_data.prepare(root, use_download=False, use_npm=False)
     message = str(caught.value)
     assert str(root / "FashionMNIST" / "raw") in message
     assert "IDEAGEN_DATA_DIR" in message
@@ -159,5 +230,3 @@ def test_real_npm_package_converts_to_the_official_split_sizes(tmp_path: Path) -
     train_pixels = splits["train"].images / 255.0
     assert abs(train_pixels.mean() - 0.286) < 0.002
     assert abs(train_pixels.std() - 0.353) < 0.002
-    loaded = FashionMNIST(str(root), train=True, download=False)
-    assert loaded.data.shape == (60000, 28, 28)

@@ -1,7 +1,15 @@
-"""The bundled FashionMNIST template against The AI Scientist v1 contract, and its commands."""
+"""The bundled FashionMNIST template against The AI Scientist v1 contract, and its commands.
+
+The AI Scientist's environment is its requirements.txt (SakanaAI/AI-Scientist at 9dffdc4,
+lines 8 and 12-13: matplotlib, torch, numpy; no torchvision), and it runs
+`python experiment.py --out_dir=run_i` and `python plot.py` from the idea folder
+(ai_scientist/perform_experiments.py, run_experiment line 39 and run_plotting line 91). So every
+run here has torchvision made unimportable.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -19,6 +27,7 @@ from ideagen.cli import main
 TEMPLATE = template_tools.bundled_template_dir()
 TRAIN_PER_CLASS, TEST_PER_CLASS = 100, 50
 METRICS = ("test_accuracy", "test_loss", "final_train_loss", "train_time")
+SEEDS = 2  # the template's default: at least two, so the stderrs mean something
 
 
 def write_learnable_data(root: Path) -> None:
@@ -46,6 +55,29 @@ def template_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "idea"
     shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
     return copy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_torchvision(tmp_path_factory: pytest.TempPathFactory):
+    """Every process this module starts lacks torchvision, as in The AI Scientist's
+    environment: a folder first on PYTHONPATH makes `import torchvision` fail."""
+    folder = tmp_path_factory.mktemp("block")
+    (folder / "torchvision").mkdir()
+    (folder / "torchvision" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torchvision' (blocked by the test)\")\n"
+    )
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
+        yield folder
+
+
+def test_the_blocker_really_blocks_torchvision() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import torchvision"], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "blocked by the test" in result.stderr
 
 
 def run_python(
@@ -80,9 +112,21 @@ def test_experiment_writes_the_contract_shape(quick_run: Path) -> None:
     for metric in METRICS:
         assert type(entry["means"][metric]) is float
         assert type(entry["stderrs"][metric]) is float
-        assert len(entry["final_info_dict"][metric]) == 1
-    assert entry["stderrs"]["test_accuracy"] == 0.0  # a single seed has no spread
+        values = entry["final_info_dict"][metric]
+        assert len(values) == SEEDS
+        assert entry["means"][metric] == pytest.approx(np.mean(values))
+        # the standard error of the mean: sample std / sqrt(n), not / n
+        assert entry["stderrs"][metric] == pytest.approx(np.std(values, ddof=1) / np.sqrt(SEEDS))
     assert entry["means"]["train_time"] > 0
+
+
+def test_two_seeds_give_honest_nonzero_stderrs(quick_run: Path) -> None:
+    """Each seed trains its own model on its own data order: the losses differ."""
+    entry = json.loads((quick_run / "run_1" / "final_info.json").read_text())["FashionMNIST"]
+    assert entry["stderrs"]["test_loss"] > 0
+    assert entry["stderrs"]["final_train_loss"] > 0
+    losses = entry["final_info_dict"]["final_train_loss"]
+    assert losses[0] != losses[1]
 
 
 def test_experiment_learns_from_the_data_in_the_data_dir(quick_run: Path) -> None:
@@ -90,12 +134,12 @@ def test_experiment_learns_from_the_data_in_the_data_dir(quick_run: Path) -> Non
     means = json.loads((quick_run / "run_1" / "final_info.json").read_text())["FashionMNIST"]
     assert means["means"]["test_accuracy"] > 0.5
     curves = json.loads((quick_run / "run_1" / "curves.json").read_text())
-    assert len(curves) == 1
-    seed = curves[0]
-    assert seed["epoch"] == [1, 2]
-    assert seed["test_accuracy"][-1] == means["means"]["test_accuracy"]
-    assert seed["train_loss"][-1] == means["means"]["final_train_loss"]
-    assert seed["train_loss"][1] < seed["train_loss"][0]
+    assert [seed["seed"] for seed in curves] == list(range(SEEDS))
+    for index, seed in enumerate(curves):
+        assert seed["epoch"] == [1, 2]
+        assert seed["test_accuracy"][-1] == means["final_info_dict"]["test_accuracy"][index]
+        assert seed["train_loss"][-1] == means["final_info_dict"]["final_train_loss"][index]
+        assert seed["train_loss"][1] < seed["train_loss"][0]
 
 
 def test_experiment_is_deterministic_and_reads_the_default_cache_dir(
@@ -119,22 +163,23 @@ def test_experiment_is_deterministic_and_reads_the_default_cache_dir(
     first = json.loads((quick_run / "run_1" / "final_info.json").read_text())["FashionMNIST"]
     second = json.loads((quick_run / "run_2" / "final_info.json").read_text())["FashionMNIST"]
     for metric in ("test_accuracy", "test_loss", "final_train_loss"):
-        assert first["means"][metric] == second["means"][metric]
+        assert first["final_info_dict"][metric] == second["final_info_dict"][metric]
 
 
 def test_experiment_without_data_says_how_to_get_it(template_copy: Path, tmp_path: Path) -> None:
-    # A proxy that refuses connections makes torchvision's download fail fast everywhere.
-    unreachable = "http://127.0.0.1:9"
-    result = run_python(
-        ["experiment.py", "--out_dir=run_1"],
-        template_copy,
-        tmp_path / "nowhere",
-        http_proxy=unreachable,
-        https_proxy=unreachable,
-    )
+    result = run_python(["experiment.py", "--out_dir=run_1"], template_copy, tmp_path / "nowhere")
     assert result.returncode != 0
     assert "ideagen template data" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scripts_import_only_what_the_ai_scientist_environment_has() -> None:
+    """torch, numpy, matplotlib (its requirements.txt) and the standard library."""
+    allowed = {"torch", "numpy", "matplotlib"} | set(sys.stdlib_module_names)
+    for name in template_tools.SCRIPTS:
+        tree = ast.parse((TEMPLATE / name).read_text())
+        assert template_tools.required_imports(tree) <= allowed, name
 
 
 def test_plot_writes_figures_and_skips_missing_runs(quick_run: Path, data_dir: Path) -> None:
@@ -166,8 +211,12 @@ def test_bundled_template_passes_the_static_check() -> None:
 def test_shipped_baseline_is_a_real_full_run() -> None:
     info = json.loads((TEMPLATE / "run_0" / "final_info.json").read_text())["FashionMNIST"]
     curves = json.loads((TEMPLATE / "run_0" / "curves.json").read_text())
-    assert info["means"]["test_accuracy"] >= 0.90
-    assert curves[0]["test_accuracy"][-1] == info["means"]["test_accuracy"]
+    assert info["means"]["test_accuracy"] >= 0.93
+    assert len(curves) == len(info["final_info_dict"]["test_accuracy"]) == SEEDS
+    assert [seed["test_accuracy"][-1] for seed in curves] == info["final_info_dict"][
+        "test_accuracy"
+    ]
+    assert info["stderrs"]["test_accuracy"] > 0
     assert sorted(path.name for path in (TEMPLATE / "run_0").iterdir()) == [
         "curves.json",
         "final_info.json",
@@ -228,6 +277,61 @@ def test_check_names_a_broken_baseline_result(template_copy: Path) -> None:
     ]
 
 
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real interpreter without torch, numpy or matplotlib: a venv with nothing installed."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv / "bin" / "python"
+
+
+def test_check_names_the_imports_the_given_interpreter_lacks(
+    template_copy: Path, bare_python: Path, capsys
+) -> None:
+    """Before anything runs (no data needed): the template needs torch, numpy, matplotlib."""
+    code = main(["template", "check", str(template_copy), "--python", str(bare_python)])
+    assert code == 1
+    out = capsys.readouterr().out
+    python = str(bare_python)
+    assert f"problem: experiment.py and plot.py: imports 'numpy', which {python} cannot" in out
+    assert f"problem: experiment.py: imports 'torch', which {python} cannot import" in out
+    assert f"problem: plot.py: imports 'matplotlib', which {python} cannot import" in out
+    assert "'json'" not in out  # the standard library is there
+    assert "problem: experiment.py: not run: fix the problems above first" in out
+    assert not (template_copy / "run_1").exists()
+
+
+def test_check_imports_counts_the_templates_own_modules_and_optional_imports(
+    template_copy: Path, bare_python: Path
+) -> None:
+    experiment = template_copy / "experiment.py"
+    experiment.write_text(
+        "import helpers\ntry:\n    import torchvision\nexcept ImportError:\n    pass\n"
+        "import torchaudio.functional\n" + experiment.read_text()
+    )
+    (template_copy / "helpers.py").write_text("")
+    passed: list[str] = []
+    problems = template_tools.check_imports(template_copy, sys.executable, passed)
+    assert [str(problem) for problem in problems] == [
+        f"experiment.py: imports 'torchaudio', which {sys.executable} cannot import"
+        " (install it there)"
+    ]
+
+
+def test_check_passes_the_imports_for_this_environment(template_copy: Path) -> None:
+    passed: list[str] = []
+    assert template_tools.check_imports(template_copy, sys.executable, passed) == []
+    prefix = f"{sys.executable} finds every import: "
+    assert len(passed) == 1 and passed[0].startswith(prefix)
+    assert {"torch", "numpy", "matplotlib"} <= set(passed[0].removeprefix(prefix).split(", "))
+
+
+def test_check_reports_an_interpreter_that_does_not_run(template_copy: Path) -> None:
+    problems = template_tools.check_imports(template_copy, "/nonexistent/python", [])
+    assert len(problems) == 1
+    assert str(problems[0]).startswith("--python: /nonexistent/python: cannot run it")
+
+
 def test_check_command_runs_the_template_and_exits_zero(
     template_copy: Path, data_dir: Path, monkeypatch, capsys
 ) -> None:
@@ -265,20 +369,63 @@ def test_path_command_prints_the_bundled_template(capsys) -> None:
 def test_install_copies_refuses_to_overwrite_and_forces(tmp_path: Path, capsys) -> None:
     checkout = tmp_path / "AI-Scientist"
     (checkout / "templates").mkdir(parents=True)
-    assert main(["template", "install", str(checkout)]) == 0
+    assert main(["template", "install", str(checkout), "--no-baseline"]) == 0
     installed = checkout / "templates" / "fashion_mnist"
     assert (installed / "experiment.py").read_text() == (TEMPLATE / "experiment.py").read_text()
-    assert (installed / "run_0" / "final_info.json").is_file()
-    assert "launch_scientist.py --experiment fashion_mnist" in capsys.readouterr().out
+    shipped = (TEMPLATE / "run_0" / "final_info.json").read_text()
+    assert (installed / "run_0" / "final_info.json").read_text() == shipped
+    out = capsys.readouterr().out
+    assert "launch_scientist.py --experiment fashion_mnist" in out
+    assert "stale" in out
+    assert f"ideagen template baseline {installed}" in out
 
     (installed / "notes.txt").write_text("mine")
-    assert main(["template", "install", str(checkout)]) == 2
+    assert main(["template", "install", str(checkout), "--no-baseline"]) == 2
     assert "already exists; add --force" in capsys.readouterr().err
     assert (installed / "notes.txt").exists()
 
-    assert main(["template", "install", str(checkout), "--force"]) == 0
+    assert main(["template", "install", str(checkout), "--force", "--no-baseline"]) == 0
     assert not (installed / "notes.txt").exists()
     assert [p.name for p in (checkout / "templates").iterdir()] == ["fashion_mnist"]
+
+
+def test_install_reruns_the_baseline_here_by_default(
+    tmp_path: Path, data_dir: Path, monkeypatch, capfd
+) -> None:
+    """run_0 is replaced by a run on this machine (quick mode: 2 epochs), with progress shown."""
+    monkeypatch.setenv("IDEAGEN_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("IDEAGEN_QUICK", "1")
+    checkout = tmp_path / "AI-Scientist"
+    (checkout / "templates").mkdir(parents=True)
+    assert main(["template", "install", str(checkout)]) == 0
+    run_0 = checkout / "templates" / "fashion_mnist" / "run_0"
+    info = json.loads((run_0 / "final_info.json").read_text())["FashionMNIST"]
+    shipped = json.loads((TEMPLATE / "run_0" / "final_info.json").read_text())["FashionMNIST"]
+    assert info["final_info_dict"]["train_time"] != shipped["final_info_dict"]["train_time"]
+    assert [seed["epoch"] for seed in json.loads((run_0 / "curves.json").read_text())] == [
+        [1, 2]
+    ] * SEEDS
+    out = capfd.readouterr().out
+    assert "rerunning the baseline (run_0) on this machine" in out
+    assert "seed 1 epoch 2/2" in out  # the run's own progress lines reach the terminal
+    assert "FashionMNIST test_accuracy:" in out
+    assert "launch_scientist.py --experiment fashion_mnist" in out
+
+
+def test_install_without_data_keeps_the_copy_and_says_what_to_do(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("IDEAGEN_DATA_DIR", str(tmp_path / "nowhere"))
+    checkout = tmp_path / "AI-Scientist"
+    (checkout / "templates").mkdir(parents=True)
+    assert main(["template", "install", str(checkout)]) == 2
+    installed = checkout / "templates" / "fashion_mnist"
+    shipped = (TEMPLATE / "run_0" / "final_info.json").read_text()
+    assert (installed / "run_0" / "final_info.json").read_text() == shipped
+    err = capsys.readouterr().err
+    assert "baseline failed" in err
+    assert "ideagen template data" in err
+    assert f"ideagen template baseline {installed}" in err
 
 
 def test_install_refuses_a_folder_that_is_not_a_checkout(tmp_path: Path, capsys) -> None:

@@ -11,6 +11,7 @@ from ideagen.fashion_data import FashionDataError
 from ideagen.template_tools import TemplateToolError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+PYTHON_HELP = "the interpreter The AI Scientist runs experiment.py with (default: this one)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     install.add_argument("dest", type=Path, metavar="DEST")
     install.add_argument("--name", default=template_tools.TEMPLATE_NAME, help="%(default)s")
     install.add_argument("--force", action="store_true", help="replace an existing copy")
+    install.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip rerunning run_0 here (its numbers then come from another machine)",
+    )
+    install.add_argument("--python", default=sys.executable, help=PYTHON_HELP)
     install.set_defaults(handler=run_install)
 
     data = actions.add_parser(
@@ -51,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run experiment.py into DIR/run_0 (the baseline The AI Scientist compares with)",
     )
     baseline.add_argument("folder", type=Path, metavar="DIR")
-    baseline.add_argument("--python", default=sys.executable, help="interpreter to run it with")
+    baseline.add_argument("--python", default=sys.executable, help=PYTHON_HELP)
     baseline.set_defaults(handler=run_baseline)
 
     check = actions.add_parser(
@@ -65,7 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("folder", type=Path, metavar="DIR")
     check.add_argument("--static", action="store_true", help="check the files only, run nothing")
     check.add_argument("--full", action="store_true", help=f"do not set {template_tools.QUICK_ENV}")
-    check.add_argument("--python", default=sys.executable, help="interpreter to run it with")
+    check.add_argument(
+        "--python",
+        default=sys.executable,
+        help=PYTHON_HELP + "; the scripts' imports are checked against it first",
+    )
     check.add_argument("--timeout", type=float, default=900, help="seconds per run (%(default)s)")
     check.set_defaults(handler=run_check)
 
@@ -85,16 +96,35 @@ def run_install(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     checkout = target.parent.parent
     print(f"installed the FashionMNIST template in {target}")
-    print("next steps:")
-    print("  1. ideagen template data")
-    print(f"     (puts FashionMNIST in {fashion_data.default_data_dir()}; experiment.py reads")
-    print(
-        f"     ${fashion_data.DATA_DIR_ENV} or that default, so set it where the AI Scientist runs)"
+    launch = (
+        f"cd {checkout} && python launch_scientist.py --experiment {args.name}"
+        " --model <model> --num-ideas 2"
     )
-    print(f"  2. ideagen template baseline {target}")
-    print("     (reruns run_0 on this machine so the ideas are compared with your hardware)")
-    print(f"  3. cd {checkout} && python launch_scientist.py --experiment {args.name} \\")
-    print("       --model <model> --num-ideas 2")
+    if args.no_baseline:
+        print(
+            "run_0 is the shipped baseline, measured on another machine: its train_time (shown"
+            " to The AI Scientist as the time to beat) is stale here. Before launching, run:"
+        )
+        print(f"  ideagen template data && ideagen template baseline {target}")
+        print(f"then: {launch}")
+        return EXIT_OK
+    print(
+        "rerunning the baseline (run_0) on this machine, so ideas are compared with numbers"
+        " from this hardware (about a minute on two CPU cores; --no-baseline skips it):",
+        flush=True,
+    )
+    try:
+        result = template_tools.baseline(target, python=args.python)
+    except TemplateToolError as exc:
+        print(f"ideagen template install: baseline failed: {exc}", file=sys.stderr)
+        print(
+            f"the template is installed, with the shipped run_0 from another machine; fix the"
+            f" above (no data? `ideagen template data`), then: ideagen template baseline {target}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    _print_result(result)
+    print(f"next: {launch}")
     return EXIT_OK
 
 
@@ -120,11 +150,15 @@ def run_baseline(args: argparse.Namespace) -> int:
     except TemplateToolError as exc:
         print(f"ideagen template baseline: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    _print_result(result)
+    return EXIT_OK
+
+
+def _print_result(result: template_tools.RunResult) -> None:
     print(f"baseline written to {result.out_dir} in {result.seconds:.1f} s")
     for dataset, means in result.means.items():
         for metric, value in means.items():
             print(f"  {dataset} {metric}: {value:.6g}")
-    return EXIT_OK
 
 
 def run_check(args: argparse.Namespace) -> int:
