@@ -1,25 +1,34 @@
 """Benchmark of `ideagen dedup`: quality on the labelled dev set, and speed.
 
-    python bench/bench_dedup.py                 # quality + timings (1,000 and 10,000 ideas)
-    python bench/bench_dedup.py --sizes 1000    # quicker
-    python bench/bench_dedup.py --fit           # refit the combiner and print its constants
+    python bench/bench_dedup.py                  # quality + timings (1,000 and 10,000 ideas)
+    python bench/bench_dedup.py --sizes 1000     # quicker
+    python bench/bench_dedup.py --sizes          # quality only
+    python bench/bench_dedup.py --worst-case     # + 10,000 near-copies of one idea
+    python bench/bench_dedup.py --fit            # refit the combiner and print its constants
+    python bench/bench_dedup.py --sizes --judge local   # + a judge model on the uncertain band
 
 Quality: bench/dedup_devset.jsonl holds pairs of ideas from the AI Scientist's own idea files
-(../shared/corpora/ai-scientist-v1-ideas/), referenced by file, index and Name, each labelled
-duplicate / related / distinct by hand. Duplicate is the positive class. Each pair is scored in
-the context of all ideas of its template domain (every idea file of that template family),
-as `ideagen dedup` would score a file holding them. Printed side by side:
+(bench/data/ai-scientist-v1-ideas/, Apache-2.0, see its NOTICE), referenced by file, index and
+Name, each labelled duplicate / related / distinct by hand. Duplicate is the positive class.
+Each pair is scored in the context of all ideas of its template (every idea file of that
+template family), as `ideagen dedup` would score a file holding them. Printed side by side:
 
 - baseline: MiniLM cosine of the whole idea text (Title + Experiment) at 0.8, the single
-  threshold of Si et al. 2024, and at its best single threshold (chosen on the dev set itself,
-  so optimistic, and cross-validated);
-- ideagen: the shipped combiner and threshold on all pairs (in-sample), the same model refitted
-  in 10 x 5-fold cross-validation with the threshold picked on each training fold (the honest
-  figure), and the groups `find_duplicates` forms (a pair counts as found when both ideas land
-  in one group).
+  threshold of Si et al. 2024, and at its best single threshold (in-sample, optimistic; and
+  chosen on the other templates, held out);
+- ideagen: the shipped combiner and threshold on all pairs (in-sample); the same model
+  refitted by leave-one-template-out cross-validation, each template's pairs scored by a
+  combiner and threshold fitted on the other templates only (held out: pairs the method never
+  saw, from a template it never saw); the same with the change and measure parts compared
+  separately as two more features (measured, and left out of the shipped score because they
+  do not help held out); and the groups `find_duplicates` forms (a pair counts as found when
+  both ideas land in one group).
 
 Speed: N ideas made by recombining corpus titles and Experiment sentences (in memory), deduped
 with a fresh store (cold: the model loads and every text is embedded) and again (warm).
+--worst-case adds N near-copies of one idea (each differs from the original in a word or
+two), the case where every pair is a candidate and one group holds everything.
+Timings are wall-clock seconds on whatever machine runs this, under its load at the time.
 """
 
 from __future__ import annotations
@@ -34,18 +43,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ideagen import dedup, embeddings  # noqa: E402
+from ideagen import embeddings  # noqa: E402
+from ideagen.dedup import find, judge, pairs, text  # noqa: E402
+from ideagen.providers import get_model  # noqa: E402
 from ideagen.schema import Idea  # noqa: E402
 from ideagen.store import Store  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpora" / "ai-scientist-v1-ideas"
+CORPUS = ROOT / "bench" / "data" / "ai-scientist-v1-ideas"
 DEVSET = ROOT / "bench" / "dedup_devset.jsonl"
-DOMAINS = {
-    "diffusion": (
+# The AI Scientist's three main templates and the example-paper runs made from each; every
+# other template is its own family.
+TEMPLATES = {
+    "2d_diffusion": (
         "2d_diffusion",
         "adaptive_dual_scale_denoising",
         "dual_expert_denoiser",
@@ -59,14 +75,15 @@ DOMAINS = {
         "mdl_grokking_correlation",
         "weight_initialization_grokking",
     ),
-    "nanogpt": ("nanoGPT", "nanoGPT_lite", "multi_style_adapter", "rl_lr_adaptation"),
+    "nanoGPT": ("nanoGPT", "nanoGPT_lite", "multi_style_adapter", "rl_lr_adaptation"),
 }
-FOLDS, REPEATS, L2 = 5, 10, 1.0
+C = 1.0  # inverse L2 penalty of the combiner's logistic regression (standardized features)
+THRESHOLDS = np.linspace(0.02, 0.98, 97)
 
 
-def domain_of(file_name: str) -> str:
-    template = file_name.split("__")[1]
-    return next((name for name, members in DOMAINS.items() if template in members), template)
+def template_of(file_name: str) -> str:
+    folder = file_name.split("__")[1]
+    return next((name for name, members in TEMPLATES.items() if folder in members), folder)
 
 
 def text_of(idea: Idea) -> str:
@@ -74,30 +91,35 @@ def text_of(idea: Idea) -> str:
 
 
 def load_contexts() -> tuple[dict[str, list[Idea]], dict[tuple[str, int], tuple[str, int]]]:
-    """Unique ideas per domain, and where each (file, index) sits in its domain's list."""
+    """Unique ideas per template, and where each (file, index) sits in its template's list."""
     contexts: dict[str, list[Idea]] = {}
     position: dict[tuple[str, int], tuple[str, int]] = {}
     seen: dict[tuple[str, str], int] = {}
     for path in sorted(CORPUS.glob("*ideas.json")):
-        domain = domain_of(path.name)
+        template = template_of(path.name)
         for index, entry in enumerate(json.loads(path.read_text())):
             idea = Idea.from_entry(entry)
-            key = (domain, text_of(idea))
+            key = (template, text_of(idea))
             if key not in seen:
-                seen[key] = len(contexts.setdefault(domain, []))
-                contexts[domain].append(idea)
-            position[(path.name, index)] = (domain, seen[key])
+                seen[key] = len(contexts.setdefault(template, []))
+                contexts[template].append(idea)
+            position[(path.name, index)] = (template, seen[key])
     return contexts, position
 
 
-def load_devset(position):
-    pairs = []
-    for line in DEVSET.read_text().splitlines():
+def load_devset(position, contexts):
+    """(template, a, b, label) per line; a line whose Name does not match its entry stops."""
+    rows = []
+    for number, line in enumerate(DEVSET.read_text().splitlines(), start=1):
         row = json.loads(line)
-        domain, a = position[(row["a"]["file"], row["a"]["index"])]
-        _, b = position[(row["b"]["file"], row["b"]["index"])]
-        pairs.append((domain, a, b, row["label"]))
-    return pairs
+        ends = []
+        for side in ("a", "b"):
+            template, index = position[(row[side]["file"], row[side]["index"])]
+            if contexts[template][index].Name != row[side]["name"]:
+                sys.exit(f"{DEVSET.name} line {number}: {side} is not {row[side]['name']}")
+            ends.append((template, index))
+        rows.append((ends[0][0], ends[0][1], ends[1][1], row["label"]))
+    return rows
 
 
 def prf(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
@@ -112,123 +134,160 @@ def best_threshold(scores: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> f
     return float(grid[int(np.argmax([prf(scores >= t, truth)[2] for t in grid]))])
 
 
-def fit_logistic(features: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:
-    """L2-penalized logistic regression by gradient descent on standardized features,
-    returned as coefficients and intercept on the raw features."""
-    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-9
-    z = (features - mean) / scale
-    weights, bias = np.zeros(z.shape[1]), 0.0
-    target = truth.astype(float)
-    for _ in range(4000):
-        p = 1 / (1 + np.exp(-(z @ weights + bias)))
-        weights -= 0.5 * (z.T @ (p - target) + L2 * weights) / len(target)
-        bias -= 0.5 * float((p - target).mean())
-    coefficients = weights / scale
-    return coefficients, bias - float(coefficients @ mean)
+def fit_combiner(features: np.ndarray, truth: np.ndarray):
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C))
+    return model.fit(features, truth)
 
 
-def predict(features, coefficients, intercept):
-    return 1 / (1 + np.exp(-(features @ coefficients + intercept)))
+def raw_coefficients(model) -> tuple[np.ndarray, float]:
+    """The fitted pipeline as coefficients and intercept on the unstandardized features."""
+    scaler, logistic = model[0], model[1]
+    coefficients = logistic.coef_[0] / scaler.scale_
+    return coefficients, float(logistic.intercept_[0] - coefficients @ scaler.mean_)
 
 
-def cross_validate(features, truth, single_feature=None):
-    """Pooled precision/recall/F1 over REPEATS x FOLDS folds; the threshold (and, unless
-    single_feature is given, the combiner) is fitted on each training fold only."""
-    grid = np.linspace(0.02, 0.98, 97)
-    predicted_all, truth_all, thresholds = [], [], []
-    for repeat in range(REPEATS):
-        order = np.random.default_rng(repeat).permutation(len(truth))
-        for test in np.array_split(order, FOLDS):
-            train = np.setdiff1d(order, test)
-            if single_feature is None:
-                coefficients, intercept = fit_logistic(features[train], truth[train])
-                train_scores = predict(features[train], coefficients, intercept)
-                test_scores = predict(features[test], coefficients, intercept)
-            else:
-                train_scores, test_scores = features[train, 0], features[test, 0]
-                grid = np.unique(train_scores)
-            threshold = best_threshold(train_scores, truth[train], grid)
-            thresholds.append(threshold)
-            predicted_all.append(test_scores >= threshold)
-            truth_all.append(truth[test])
-    return (
-        *prf(np.concatenate(predicted_all), np.concatenate(truth_all)),
-        float(np.median(thresholds)),
+def leave_one_template_out(features, truth, templates, single_feature=False):
+    """Held-out scores: each template's pairs predicted by a combiner and threshold fitted on
+    the other templates' pairs. Returns predictions and the thresholds chosen."""
+    predicted = np.zeros(len(truth), dtype=bool)
+    thresholds = []
+    for template in sorted(set(templates)):
+        test = templates == template
+        train = ~test
+        if single_feature:
+            train_scores, test_scores = features[train, 0], features[test, 0]
+            grid = np.unique(train_scores)
+        else:
+            model = fit_combiner(features[train], truth[train])
+            train_scores = model.predict_proba(features[train])[:, 1]
+            test_scores = model.predict_proba(features[test])[:, 1]
+            grid = THRESHOLDS
+        threshold = best_threshold(train_scores, truth[train], grid)
+        thresholds.append(threshold)
+        predicted[test] = test_scores >= threshold
+    return predicted, thresholds
+
+
+def judged(store, provider, contexts, rows, shipped, truth, limit):
+    """Rows of the table for the judge on the uncertain band, and its calls per 100 ideas."""
+    model = get_model(provider, store=store)
+    band = np.nonzero(np.abs(shipped - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND)[0]
+    asked = band[:limit] if limit else band
+    started = time.perf_counter()
+    answers = judge.ask_judge(
+        [(contexts[rows[k][0]][rows[k][1]], contexts[rows[k][0]][rows[k][2]]) for k in asked],
+        model,
+        store,
+    )
+    seconds = time.perf_counter() - started
+    predicted = shipped >= find.DEFAULT_THRESHOLD
+    predicted[asked] = [answer.verdict == "duplicate" for answer in answers]
+    ideas = calls = 0
+    for members in contexts.values():
+        scorer = pairs.PairScorer(members, store)
+        probabilities = scorer.score(*scorer.candidate_pairs())
+        calls += int((np.abs(probabilities - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND).sum())
+        ideas += len(members)
+    label = f"ideagen + judge {provider}/{model.model} on {len(asked)} of {len(band)} band pairs"
+    note = (
+        f"judge {provider}/{model.model}: {100 * calls / ideas:.0f} calls per 100 ideas "
+        f"(uncertain candidate pairs over all {ideas} corpus ideas); "
+        f"{seconds / max(1, len(asked)):.1f} s per dev-pair call, store cache included"
+    )
+    return (label, prf(predicted, truth)), note
+
+
+def quality(store: Store, fit: bool, judges: list[str], judge_limit: int) -> None:
+    contexts, position = load_contexts()
+    rows = load_devset(position, contexts)
+    truth = np.array([label == "duplicate" for *_, label in rows])
+    templates = np.array([row[0] for row in rows])
+    counts = {
+        label: sum(row[3] == label for row in rows)
+        for label in ("duplicate", "related", "distinct")
+    }
+    per_template = {t: int((templates == t).sum()) for t in sorted(set(templates))}
+    print(
+        f"dev set: {len(rows)} pairs ({', '.join(f'{n} {k}' for k, n in counts.items())}) "
+        f"from {len(per_template)} templates: "
+        + ", ".join(f"{t} {n}" for t, n in per_template.items())
     )
 
-
-def quality(store: Store, fit: bool) -> None:
-    contexts, position = load_contexts()
-    pairs = load_devset(position)
-    truth = np.array([label == "duplicate" for *_, label in pairs])
-    counts = {
-        label: sum(p[3] == label for p in pairs) for label in ("duplicate", "related", "distinct")
-    }
-    print(f"dev set: {len(pairs)} pairs ({', '.join(f'{n} {k}' for k, n in counts.items())})")
-
-    features = np.zeros((len(pairs), 4))
-    whole_text_cosine = np.zeros(len(pairs))
-    grouped = np.zeros(len(pairs), dtype=bool)
-    for domain, ideas in contexts.items():
-        rows = [k for k, p in enumerate(pairs) if p[0] == domain]
-        if not rows:
+    features = np.zeros((len(rows), len(pairs.FEATURES)))
+    part_features = np.zeros((len(rows), 2))
+    whole_text_cosine = np.zeros(len(rows))
+    grouped = np.zeros(len(rows), dtype=bool)
+    for template, ideas in contexts.items():
+        selected = [k for k, row in enumerate(rows) if row[0] == template]
+        if not selected:
             continue
-        first = np.array([pairs[k][1] for k in rows])
-        second = np.array([pairs[k][2] for k in rows])
-        features[rows] = dedup.PairScorer(ideas, store).features(first, second)
+        first = np.array([rows[k][1] for k in selected])
+        second = np.array([rows[k][2] for k in selected])
+        scorer = pairs.PairScorer(ideas, store)
+        features[selected] = scorer.features(first, second)
+        part_features[selected] = scorer.part_similarities(first, second)
         whole = embeddings.embed([f"{i.Title}. {i.Experiment}" for i in ideas], store)
-        whole_text_cosine[rows] = np.einsum("ij,ij->i", whole[first], whole[second])
+        whole_text_cosine[selected] = np.einsum("ij,ij->i", whole[first], whole[second])
         group_of = {}
-        for group in dedup.find_duplicates(ideas, store).index_groups():
+        for group in find.find_duplicates(ideas, store).index_groups():
             for member in group:
                 group_of[member] = tuple(group)
-        grouped[rows] = [
+        grouped[selected] = [
             group_of.get(a) is not None and group_of.get(a) == group_of.get(b)
             for a, b in zip(first, second, strict=True)
         ]
 
-    baseline_grid = np.unique(whole_text_cosine)
-    best = best_threshold(whole_text_cosine, truth, baseline_grid)
-    rows = [
-        ("baseline: MiniLM whole-text cosine >= 0.80", *prf(whole_text_cosine >= 0.8, truth)),
+    best = best_threshold(whole_text_cosine, truth, np.unique(whole_text_cosine))
+    baseline_held_out, _ = leave_one_template_out(
+        whole_text_cosine[:, None], truth, templates, single_feature=True
+    )
+    held_out, thresholds = leave_one_template_out(features, truth, templates)
+    with_parts, _ = leave_one_template_out(
+        np.column_stack([features, part_features]), truth, templates
+    )
+    shipped = pairs.probability(features)
+    table = [
+        ("baseline: MiniLM whole-text cosine >= 0.80", prf(whole_text_cosine >= 0.8, truth)),
         (
             f"baseline: best single threshold {best:.3f} (in-sample)",
-            *prf(whole_text_cosine >= best, truth),
+            prf(whole_text_cosine >= best, truth),
         ),
+        ("baseline: best single threshold (held-out template)", prf(baseline_held_out, truth)),
         (
-            "baseline: best single threshold, cross-validated",
-            *cross_validate(whole_text_cosine[:, None], truth, single_feature=0)[:3],
+            f"ideagen: shipped combiner >= {find.DEFAULT_THRESHOLD:.2f} (in-sample)",
+            prf(shipped >= find.DEFAULT_THRESHOLD, truth),
         ),
+        ("ideagen: combiner refitted (held-out template)", prf(held_out, truth)),
+        ("ideagen: + change and measure parts (held-out template)", prf(with_parts, truth)),
+        ("ideagen: find_duplicates groups, shipped (in-sample)", prf(grouped, truth)),
     ]
-    shipped = dedup.probability(features)
-    rows += [
-        (
-            f"ideagen: shipped combiner >= {dedup.DEFAULT_THRESHOLD:.2f} (in-sample)",
-            *prf(shipped >= dedup.DEFAULT_THRESHOLD, truth),
-        ),
-        ("ideagen: combiner refitted, cross-validated", *cross_validate(features, truth)[:3]),
-        ("ideagen: find_duplicates groups (shipped)", *prf(grouped, truth)),
-    ]
-    print(f"{'method':58s} {'precision':>9s} {'recall':>7s} {'F1':>6s}")
-    for name, precision, recall, f1 in rows:
-        print(f"{name:58s} {precision:9.3f} {recall:7.3f} {f1:6.3f}")
+    notes = []
+    for provider in judges:
+        row, note = judged(store, provider, contexts, rows, shipped, truth, judge_limit)
+        table.append(row)
+        notes.append(note)
+    width = max(len(name) for name, _ in table)
+    print(f"{'method':{width}s} {'precision':>9s} {'recall':>7s} {'F1':>6s}")
+    for name, (precision, recall, f1) in table:
+        print(f"{name:{width}s} {precision:9.3f} {recall:7.3f} {f1:6.3f}")
+    for note in notes:
+        print(note)
+    print("held-out F1 per template (combiner fitted on the others):")
+    for template in sorted(set(templates)):
+        mask = templates == template
+        if truth[mask].any():
+            print(
+                f"  {template:30s} {prf(held_out[mask], truth[mask])[2]:.3f} "
+                f"({int(mask.sum())} pairs, {int(truth[mask].sum())} duplicates)"
+            )
 
     if fit:
-        coefficients, intercept = fit_logistic(features, truth)
-        *_, cv_threshold = cross_validate(features, truth)
-        print("fitted on all dev pairs (paste into ideagen/dedup.py):")
+        coefficients, intercept = raw_coefficients(fit_combiner(features, truth))
+        print("fitted on all dev pairs (paste into ideagen/dedup/pairs.py and find.py):")
+        print(f"FEATURES = {pairs.FEATURES}")
         print(f"COEFFICIENTS = np.array([{', '.join(f'{c:.3f}' for c in coefficients)}])")
         print(f"INTERCEPT = {intercept:.3f}")
-        print(f"DEFAULT_THRESHOLD = {cv_threshold:.2f}  # median of the training-fold optima")
-        for domain, ideas in contexts.items():
-            if len(ideas) <= dedup.CANDIDATES:
-                continue
-            scorer = dedup.PairScorer(ideas, store)
-            meaning = scorer.neighbour_meaning[:, : dedup.NEIGHBOURS].mean()
-            wording = np.sort(scorer.neighbour_wording, axis=1)[:, ::-1][
-                :, : dedup.NEIGHBOURS
-            ].mean()
-            print(f"neighbourhood means in {domain}: meaning {meaning:.3f}, wording {wording:.3f}")
+        print(f"DEFAULT_THRESHOLD = {np.median(thresholds):.2f}  # median held-out-fold choice")
 
 
 def synthetic_ideas(count: int, seed: int = 0) -> list[Idea]:
@@ -259,36 +318,94 @@ def synthetic_ideas(count: int, seed: int = 0) -> list[Idea]:
     return ideas
 
 
-def timings(sizes: list[int]) -> None:
-    columns = ("ideas", "cold s", "warm s", "embedded cold", "embedded warm", "groups")
-    print(" ".join(f"{column:>14s}" for column in columns))
-    for size in sizes:
-        ideas = synthetic_ideas(size, seed=size)
-        with tempfile.TemporaryDirectory() as home, Store.open(home) as store:
-            runs = []
-            for _ in ("cold", "warm"):
-                before = embeddings.stats.embedded
-                started = time.perf_counter()
-                result = dedup.find_duplicates(ideas, store)
-                runs.append((time.perf_counter() - started, embeddings.stats.embedded - before))
-        (cold, cold_embedded), (warm, warm_embedded) = runs
-        values = (size, f"{cold:.1f}", f"{warm:.2f}", cold_embedded, warm_embedded)
-        print(" ".join(f"{value:>14}" for value in (*values, len(result.clusters))))
+def near_copies(count: int, seed: int = 0) -> list[Idea]:
+    """`count` copies of one corpus idea, each with a word or two added to its Experiment
+    after the opening: every pair is a candidate, every pair a duplicate. The opening is
+    unchanged, so a cold run embeds one text (the recombined rows show the cost of embedding
+    10,000 different texts)."""
+    contexts, _ = load_contexts()
+    original = contexts["grokking"][3]
+    words = original.Experiment.split()
+    keep = text.OPENING_WORDS
+    rng = random.Random(seed)
+    fillers = ["carefully", "also", "then", "again", "jointly", "separately", "first", "later"]
+    ideas = []
+    for k in range(count):
+        copy = list(words)
+        for _ in range(rng.randint(1, 2)):
+            copy.insert(rng.randrange(keep, len(copy) + 1), rng.choice(fillers))
+        update = {"Name": f"{original.Name}_{k}", "Experiment": " ".join(copy)}
+        ideas.append(original.model_copy(update=update))
+    return ideas
+
+
+def timings(label: str, ideas: list[Idea]) -> None:
+    with tempfile.TemporaryDirectory() as home, Store.open(home) as store:
+        runs = []
+        for _ in ("cold", "warm"):
+            before = embeddings.stats.embedded
+            started = time.perf_counter()
+            result = find.find_duplicates(ideas, store)
+            runs.append((time.perf_counter() - started, embeddings.stats.embedded - before))
+    (cold, cold_embedded), (warm, warm_embedded) = runs
+    largest = max((len(c.members) for c in result.clusters), default=0)
+    values = (
+        label,
+        len(ideas),
+        f"{cold:.1f}",
+        f"{warm:.1f}",
+        cold_embedded,
+        warm_embedded,
+        len(result.clusters),
+        largest,
+    )
+    print(" ".join(f"{value:>13}" for value in values))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true", help="refit and print the combiner")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="also time near-copies of one idea, at the largest size",
+    )
     parser.add_argument("--store", help="store folder to reuse (default: a fresh temporary one)")
+    parser.add_argument(
+        "--judge",
+        action="append",
+        default=[],
+        metavar="PROVIDER",
+        help="also ask this provider (local, anthropic, openai) about the dev pairs in the "
+        "uncertain band; repeatable",
+    )
+    parser.add_argument(
+        "--judge-limit", type=int, default=0, help="ask about at most this many band pairs"
+    )
     args = parser.parse_args()
     if not CORPUS.is_dir():
         print(f"the idea corpus is not present at {CORPUS}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch, Store.open(args.store or scratch) as store:
-        quality(store, args.fit)
-    if args.sizes:
-        timings(args.sizes)
+        quality(store, args.fit, args.judge, args.judge_limit)
+    if args.sizes or args.worst_case:
+        print("timings (measured under the load of the machine at the time):")
+        columns = (
+            "ideas",
+            "count",
+            "cold s",
+            "warm s",
+            "embedded cold",
+            "embedded warm",
+            "groups",
+            "largest group",
+        )
+        print(" ".join(f"{column:>13s}" for column in columns))
+        for size in args.sizes:
+            timings("recombined", synthetic_ideas(size, seed=size))
+        if args.worst_case:
+            timings("near-copies", near_copies(max(args.sizes or [10000])))
     return 0
 
 

@@ -14,6 +14,8 @@ import pytest
 from ideagen import embeddings
 from ideagen.cli import main
 from ideagen.dedup import duplicates_against, find_duplicates, judgment_key
+from ideagen.dedup.linkage import MAX_CROSS_PAIRS
+from ideagen.dedup.pairs import CANDIDATES
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.schema import Idea
 from ideagen.store import Store
@@ -161,6 +163,30 @@ def test_duplicates_against_existing_ideas(store: Store):
     assert 0.0 < matches[0].score <= 1.0 and "meaning" in matches[0].why
 
 
+def test_near_copies_of_one_idea_form_one_group_with_bounded_work(store: Store):
+    """The worst case for grouping: every pair is a candidate and one group holds them all.
+    Each merge scores at most MAX_CROSS_PAIRS pairs (larger groups are compared through
+    their summed rows), so the pairs scored grow linearly with the ideas, not as n(n-1)/2."""
+    original = make_idea(*OWN_IDEAS[0])
+    fillers = ("carefully", "again", "jointly", "separately", "first", "later")
+    count = 1200
+    copies = [
+        original.model_copy(
+            update={
+                "Name": f"copy_{k}",
+                # the opening is unchanged, so the whole set costs one embedding
+                "Experiment": f"{original.Experiment} Run it {fillers[k % 6]} "
+                f"and {fillers[k // 6 % 6]}.",
+            }
+        )
+        for k in range(count)
+    ]
+    others = [make_idea(*row) for row in OWN_IDEAS[1:]]
+    result = find_duplicates([*copies, *others], store)
+    assert result.index_groups() == [list(range(count))]
+    assert result.pairs_scored <= count * (CANDIDATES + MAX_CROSS_PAIRS) < count * (count - 1) / 2
+
+
 def test_fewer_than_two_ideas_have_no_groups(store: Store):
     assert find_duplicates([], store).clusters == []
     assert find_duplicates([make_idea(*OWN_IDEAS[0])], store).clusters == []
@@ -193,11 +219,20 @@ def test_related_but_different_pairs_are_kept_apart(corpus_dir: Path, store: Sto
 # the command
 
 
-def test_json_output_is_exactly_the_clusters(capsys, ideas_file: Path):
+def test_json_output_is_the_clusters_with_the_evidence_of_every_merge(capsys, ideas_file: Path):
     code, out, _ = run_cli(capsys, ideas_file, "--json")
     assert code == 0
-    assert json.loads(out) == {"clusters": [[0, 8], [2, 9]]}
+    printed = json.loads(out)
+    assert printed["clusters"] == [[0, 8], [2, 9]]
     assert out.strip().count("\n") == 0
+    for group, members in zip(printed["groups"], printed["clusters"], strict=True):
+        assert group["members"] == members and group["keep"] in members
+        merged = group["merged"]
+        assert sorted(m["member"] for m in merged) == sorted(set(members) - {group["keep"]})
+        for merge in merged:
+            for part in ("meaning", "change", "measure", "wording"):
+                assert 0.0 <= merge[part] <= 1.0 + 1e-6
+            assert merge["shared_terms"] and 0.0 < merge["score"] <= 1.0
 
 
 def test_table_names_the_group_and_the_member_to_keep(capsys, monkeypatch, ideas_file: Path):
@@ -222,7 +257,7 @@ def test_against_reports_ideas_duplicating_another_file(capsys, tmp_path: Path):
 def test_empty_and_one_idea_files(capsys, tmp_path: Path, rows):
     path = write_ideas(tmp_path / "ideas.json", rows)
     code, out, _ = run_cli(capsys, path, "--json")
-    assert (code, json.loads(out)) == (0, {"clusters": []})
+    assert (code, json.loads(out)) == (0, {"clusters": [], "groups": []})
     code, out, _ = run_cli(capsys, path)
     assert code == 0 and "no duplicates" in out
 
@@ -231,10 +266,10 @@ def test_unreadable_file_is_reported_like_validate(capsys, tmp_path: Path):
     path = tmp_path / "broken.json"
     path.write_text("[{not json", encoding="utf-8")
     code, out, err = run_cli(capsys, path, "--json")
-    assert code == 2
-    assert str(path) in out and "Traceback" not in out + err
-    code, out, _ = run_cli(capsys, tmp_path / "missing.json")
-    assert code == 2 and "missing.json" in out
+    assert (code, out) == (2, "")
+    assert str(path) in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, tmp_path / "missing.json")
+    assert (code, out) == (2, "") and "missing.json" in err
 
 
 def test_schema_errors_are_listed_with_entry_and_field(capsys, tmp_path: Path):
@@ -242,9 +277,9 @@ def test_schema_errors_are_listed_with_entry_and_field(capsys, tmp_path: Path):
     entries = [make_idea(*OWN_IDEAS[0]).to_entry(), {**make_idea(*OWN_IDEAS[1]).to_entry()}]
     del entries[1]["Experiment"]
     path.write_text(json.dumps(entries), encoding="utf-8")
-    code, out, _ = run_cli(capsys, path, "--json")
-    assert code == 1
-    assert "entry 1" in out and "Experiment" in out and "mixup_augmentation" in out
+    code, out, err = run_cli(capsys, path, "--json")
+    assert (code, out) == (1, "")
+    assert "entry 1" in err and "Experiment" in err and "mixup_augmentation" in err
 
 
 def test_threshold_outside_zero_and_one_is_refused(capsys, ideas_file: Path):
@@ -259,13 +294,13 @@ def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
     loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, store: Store
 ):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
-    same_experiment = {"label_smoothing_sweep", "smoothed_targets"}
+    same_experiment = {"label_smoothing_sweep", "smoothed_labels"}
 
     def answer(request):
         names = {
             line.split(": ", 1)[1]
             for line in request.last_user_text.splitlines()
-            if line.startswith("Idea ")
+            if line.startswith("Name: ")
         }
         verdict = "duplicate" if names == same_experiment else "related"
         return Reply(json.dumps({"verdict": verdict, "reason": "decided by the change made"}))
@@ -280,11 +315,11 @@ def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
             base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=5, total_timeout_s=10
         ),
     )
-    smoothed_targets = (  # the same experiment as label_smoothing_sweep, in other words
-        "smoothed_targets",
-        "Smoothed Targets for Calibration",
-        "Mix the one-hot label with a uniform distribution (epsilon 0.1) in the loss and "
-        "measure expected calibration error and test accuracy.",
+    smoothed_labels = (  # the same experiment as label_smoothing_sweep, in other words
+        "smoothed_labels",
+        "Label Smoothing against Overconfidence",
+        "Smooth the one-hot labels with epsilon 0.1 in the loss and measure expected "
+        "calibration error and test accuracy.",
     )
     confidence_penalty = (  # another change to the loss for calibration: related
         "confidence_penalty",
@@ -292,21 +327,20 @@ def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
         "Add an entropy penalty on the softmax output to the loss and measure expected "
         "calibration error and test accuracy against the baseline.",
     )
-    ideas = [make_idea(*row) for row in (*OWN_IDEAS, smoothed_targets, confidence_penalty)]
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, smoothed_labels, confidence_penalty)]
     assert find_duplicates(ideas, store).index_groups() == []
     result = find_duplicates(ideas, store, judge=judge)
     asked = loopback.requests_for("openai")
     assert 0 < len(asked) == result.pairs_judged < result.pairs_scored
     assert "distinct" in asked[0].system_text and "related" in asked[0].system_text
     assert result.index_groups() == [[0, 8]]
+    (evidence,) = result.clusters[0].evidence.values()
+    assert (evidence.verdict, evidence.judge_reason) == ("duplicate", "decided by the change made")
+    assert "decided by the change made" in next(iter(result.clusters[0].reasons.values()))
     assert store.get_judgment("dedup", judgment_key(ideas[0], ideas[8]), "gpt-judge") == {
         "verdict": "duplicate",
         "reason": "decided by the change made",
     }
-    assert (
-        store.get_judgment("dedup", judgment_key(ideas[9], ideas[0]), "gpt-judge")["verdict"]
-        == "related"
-    )
     again = find_duplicates(ideas, store, judge=judge)
     assert len(loopback.requests_for("openai")) == len(asked)
     assert again.index_groups() == result.index_groups()

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help='print only {"clusters": [[i, j, ...], ...]} (0-based indices into FILE)',
+        help='print only JSON: {"clusters": [[i, j, ...], ...]} (0-based indices into FILE) '
+        'and "groups", each with the member kept and the evidence for every merge',
     )
     parser.add_argument(
         "--against", type=Path, metavar="FILE2", help="report ideas of FILE that duplicate FILE2"
@@ -104,20 +105,32 @@ def _load(path: Path) -> IdeaFile | int:
     return loaded
 
 
-def _judge(args: argparse.Namespace, store: Store, errors: Console) -> LanguageModel | None:
+def _judge(args: argparse.Namespace, store: Store, errors: Console) -> LanguageModel:
     model = model_from_args(args, store, None, errors)
     if model.weak:
         errors.print(
-            f"[yellow]warning:[/] {model.provider}/{model.model} is too small to judge "
-            "duplicates; set ANTHROPIC_API_KEY, OPENAI_API_KEY or --base-url. Not judging."
+            f"note: judging with the offline model {model.model} "
+            "(slow on a CPU; see the README for how each judge scored)",
+            highlight=False,
         )
-        return None
     return model
 
 
 def _print_clusters(args: argparse.Namespace, ideas: list[Idea], result: DedupResult) -> None:
     if args.json:
-        print(json.dumps({"clusters": result.index_groups()}))
+        groups = [
+            {
+                "members": cluster.members,
+                "keep": cluster.keep,
+                "keep_reason": cluster.keep_reason,
+                "merged": [
+                    {"member": member, **cluster.evidence[member].model_dump(exclude={"i", "j"})}
+                    for member in cluster.evidence
+                ],
+            }
+            for cluster in result.clusters
+        ]
+        print(json.dumps({"clusters": result.index_groups(), "groups": groups}))
         return
     console = Console()
     if not result.clusters:
