@@ -372,7 +372,9 @@ def test_llama_cpp_python_engine_answers_with_the_schema(monkeypatch):
 class IdeaDraft(BaseModel):
     Name: str = Field(max_length=40, description="a short snake_case name")
     Title: str = Field(max_length=120, description="the title of the idea")
-    Experiment: str = Field(description="what to change in the training code and what to measure")
+    Experiment: str = Field(
+        max_length=500, description="what to change in the training code and what to measure"
+    )
     Interestingness: int = Field(ge=1, le=10)
     Feasibility: int = Field(ge=1, le=10)
     Novelty: int = Field(ge=1, le=10)

@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormResult:
     if brainstorm.model.weak:
         console.print(
-            "[yellow]The local model is tiny: expect weak ideas and a minute or more per idea."
+            "[yellow]The local model (1.5B, on the CPU) writes generic ideas and takes minutes "
+            "per idea; an API key or --base-url gives better ideas faster."
         )
     progress = Progress(
         TextColumn("[bold]ideas"),
