@@ -12,7 +12,6 @@ finished idea, and running it again continues until the file holds N ideas from 
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -326,10 +325,7 @@ class Brainstorm:
     def _slot_model(self, slot: int) -> LanguageModel:
         """The run's model, recording its calls under the slot's own run id, so that each
         idea's tokens and cost are known exactly even while slots run side by side."""
-        model = copy.copy(self.model)
-        if hasattr(model, "run_id"):
-            model.run_id = slot_run_id(self.run_id, slot)
-        return model
+        return self.model.for_run(slot_run_id(self.run_id, slot))
 
     def _draft_until_accepted(self, slot: int) -> FinishedIdea | None:
         model = self._slot_model(slot)

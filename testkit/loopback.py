@@ -33,6 +33,17 @@ asked; without one, the server answers 400 "no scripted reply left" so a test th
 of script fails loudly instead of hanging. A reply longer than the request's max_tokens is
 cut there and marked stop_reason "max_tokens" / finish_reason "length", as the real APIs do.
 
+Structured output, as the real APIs offer it. Anthropic: a request with `tools` and a
+`tool_choice` of {"type": "tool", "name": N} gets its reply as one `tool_use` block for N whose
+`input` is the JSON object in the scripted text (a forced tool call always yields an object; text
+holding none gives {}), with stop_reason "tool_use". OpenAI: `response_format` {"type":
+"json_schema", ...} is accepted and the scripted text is the message content; a strict schema is
+checked as OpenAI does (every object lists all its properties in `required` and sets
+additionalProperties false, and uses only the keywords strict mode supports), else 400. Set
+`supports_response_format = False` to act like a server without it (400 naming response_format).
+The scripted text is never changed to fit the schema: a test or benchmark scripts what a model
+in that mode would say.
+
 Standalone: `python -m testkit.loopback [--port N] [--latency S]` serves until Ctrl-C; every
 request then gets a reply echoing the last user message.
 """
@@ -69,6 +80,12 @@ OPENAI_ERROR_TYPES = {
     500: "server_error",
     503: "server_error",
 }
+# The JSON Schema keywords OpenAI's strict structured outputs accept.
+OPENAI_STRICT_KEYWORDS = {
+    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+    "anyOf", "$ref", "$defs", "description", "title", "pattern", "format", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+}  # fmt: skip
 OPENAI_MIN_CACHED_TOKENS = 1024
 OPENAI_CACHE_INCREMENT = 128
 ANTHROPIC_CACHE_TTL_S = 300.0
@@ -224,6 +241,7 @@ class LoopbackServer:
         self.valid_keys: set[str] | None = None  # None: any non-empty key is accepted
         self.known_models: set[str] | None = None  # None: any model name is accepted
         self.echo_key_in_errors = False  # a careless server that repeats the key in its 401
+        self.supports_response_format = True  # False: 400 for response_format json_schema
         self.requests: list[ReceivedRequest] = []
         self._steps: deque[Step] = deque()
         self._lock = threading.Lock()
@@ -409,7 +427,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _valid(self, request: ReceivedRequest) -> bool:
         state = self.server_state
-        problem = None
         if not request.model:
             problem = "model: field required"
         elif request.api == "anthropic" and "max_tokens" not in request.body:
@@ -421,6 +438,10 @@ class _Handler(BaseHTTPRequestHandler):
                 state.requests.append(request)
             self._send_error(request.api, 404, f"model: {request.model}", code="model_not_found")
             return False
+        elif request.api == "anthropic":
+            problem = _anthropic_tools_problem(request.body)
+        else:
+            problem = _response_format_problem(request.body, state.supports_response_format)
         if problem:
             with state._lock:
                 state.requests.append(request)
@@ -436,13 +457,27 @@ class _Handler(BaseHTTPRequestHandler):
         if request.api == "anthropic":
             write, read = self.server_state._anthropic_cache_usage(request)
             input_tokens = max(1, estimate_tokens(request.prompt_text) - write - read)
+            forced = _forced_tool(request.body)
+            if forced:
+                content = [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_" + uuid.uuid4().hex[:24],
+                        "name": forced,
+                        "input": {} if cut else _first_object(text),
+                    }
+                ]
+                stop = "max_tokens" if cut else "tool_use"
+            else:
+                content = [{"type": "text", "text": text}]
+                stop = "max_tokens" if cut else "end_turn"
             payload = {
                 "id": "msg_" + uuid.uuid4().hex[:24],
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "max_tokens" if cut else "end_turn",
+                "content": content,
+                "stop_reason": stop,
                 "stop_sequence": None,
                 "usage": {
                     "input_tokens": input_tokens,
@@ -535,6 +570,82 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timeout); nothing to answer
+
+
+def _forced_tool(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice") or {}
+    return choice.get("name") if choice.get("type") == "tool" else None
+
+
+def _first_object(text: str) -> dict[str, Any]:
+    """The first JSON object in `text`, or {}: a forced tool call always yields an object."""
+    start = text.find("{")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:]) if start >= 0 else ({}, 0)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _anthropic_tools_problem(body: dict[str, Any]) -> str | None:
+    """What the Messages API would reject in `tools` / `tool_choice`, or None."""
+    tools = body.get("tools") or []
+    for index, tool in enumerate(tools):
+        if not tool.get("name"):
+            return f"tools.{index}.name: Field required"
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{index}.input_schema: Input should be a JSON Schema of type object"
+    forced = _forced_tool(body)
+    if forced and forced not in {tool.get("name") for tool in tools}:
+        return f"tool_choice: tool {forced!r} not found in tools"
+    return None
+
+
+def _response_format_problem(body: dict[str, Any], supported: bool) -> str | None:
+    """What a Chat Completions server would reject in `response_format`, or None."""
+    form = body.get("response_format")
+    if not form or form.get("type") != "json_schema":
+        return None
+    if not supported:
+        return "response_format: type 'json_schema' is not supported by this server"
+    spec = form.get("json_schema") or {}
+    if not spec.get("name"):
+        return "response_format.json_schema.name: field required"
+    if not spec.get("strict"):
+        return None
+    problem = _strict_problem(spec.get("schema") or {}, ())
+    return f"Invalid schema for response_format '{spec['name']}': {problem}" if problem else None
+
+
+def _strict_problem(schema: Any, context: tuple[str, ...]) -> str | None:
+    """The first rule of OpenAI's strict mode that `schema` breaks, or None."""
+    if not isinstance(schema, dict):
+        return None
+    where = f"In context={context}"
+    unsupported = sorted(set(schema) - OPENAI_STRICT_KEYWORDS)
+    if unsupported:
+        return f"{where}, '{unsupported[0]}' is not permitted."
+    if schema.get("type") == "object":
+        if schema.get("additionalProperties") is not False:
+            return f"{where}, 'additionalProperties' is required to be supplied and to be false."
+        properties = schema.get("properties") or {}
+        if set(schema.get("required") or []) != set(properties):
+            return (
+                f"{where}, 'required' is required to be supplied and to be an array including "
+                "every key in properties."
+            )
+    children: list[tuple[str, Any]] = [
+        *((f"properties/{k}", v) for k, v in (schema.get("properties") or {}).items()),
+        *((f"$defs/{k}", v) for k, v in (schema.get("$defs") or {}).items()),
+        *((f"anyOf/{i}", v) for i, v in enumerate(schema.get("anyOf") or [])),
+        ("items", schema.get("items")),
+    ]
+    for name, child in children:
+        problem = _strict_problem(child, (*context, name))
+        if problem:
+            return problem
+    return None
 
 
 def _reason(status: int) -> str:

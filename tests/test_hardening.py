@@ -698,7 +698,7 @@ HUGE_INT = '{"a": ' + "9" * 5000 + "}"
 
 @pytest.mark.parametrize("text", [DEEP, HUGE_INT], ids=["deep", "huge_int"])
 def test_other_user_json_files_fail_in_one_line(text, tmp_path):
-    from ideagen.pricing import load_prices
+    from ideagen.providers.pricing import load_prices
     from ideagen.review.novelty import CorpusError, load_corpus
     from ideagen.template_context import TemplateError, load_template
 

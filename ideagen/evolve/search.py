@@ -16,7 +16,6 @@ interrupted continues where it stopped when started again with the same command.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import threading
@@ -363,10 +362,7 @@ class Evolve:
         return None
 
     def _work(self, worker: int) -> None:
-        model = copy.copy(self.model)
-        if hasattr(model, "run_id"):
-            model.run_id = f"{self.run_id}/{worker}"
-        budgeted = BudgetedModel(model, self.budget)
+        budgeted = BudgetedModel(self.model.for_run(f"{self.run_id}/{worker}"), self.budget)
         judge = Judge(budgeted, self.template.task_description)
         while not self._state.stop.is_set():
             task = self._next_task()

@@ -10,10 +10,14 @@ decides whether a reply may come from the response cache.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from typing import Any
 
 import anthropic
 from anthropic.types import Message as AnthropicMessage
+from pydantic import BaseModel
 
 from ideagen.providers.base import Reply, Usage
 from ideagen.providers.common import (
@@ -32,6 +36,7 @@ from ideagen.providers.common import (
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
+TOOL_DESCRIPTION = "Give your answer as this tool's input."
 
 
 class AnthropicModel(RecordedModel):
@@ -52,7 +57,18 @@ class AnthropicModel(RecordedModel):
         )
         self.endpoint = str(self._client.base_url)
 
+    def _native_schema(self, schema: type[BaseModel]) -> dict[str, Any]:
+        return {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64],
+            "description": TOOL_DESCRIPTION,
+            "input_schema": schema.model_json_schema(),
+        }
+
     def _send(self, request: Request, timeout: float) -> Reply:
+        tool = request.json_schema
+        forced = (
+            {"tools": [tool], "tool_choice": {"type": "tool", "name": tool["name"]}} if tool else {}
+        )
         system_blocks = []
         if request.context:
             system_blocks.append(
@@ -68,6 +84,7 @@ class AnthropicModel(RecordedModel):
                 timeout=timeout,
                 extra_headers={PURPOSE_HEADER: request.purpose} if request.purpose else None,
                 **({"system": system_blocks} if system_blocks else {}),
+                **forced,
             )
         except anthropic.APITimeoutError:
             raise RetryableError("timeout", f"no answer within {timeout:.0f} s") from None
@@ -91,7 +108,7 @@ class AnthropicModel(RecordedModel):
             )
         usage = response.usage
         return Reply(
-            text="".join(block.text for block in response.content if block.type == "text"),
+            text="".join(_block_text(block) for block in response.content),
             model=response.model,
             stop_reason=stop_reason(response.stop_reason),
             usage=Usage(
@@ -101,3 +118,10 @@ class AnthropicModel(RecordedModel):
                 cache_read_tokens=usage.cache_read_input_tokens or 0,
             ),
         )
+
+
+def _block_text(block: Any) -> str:
+    """A text block's text; a tool call's input as JSON (the structured reply)."""
+    if block.type == "tool_use":
+        return json.dumps(block.input)
+    return block.text if block.type == "text" else ""

@@ -54,6 +54,11 @@ class LanguageModel(ABC):
     model: str
     weak: bool = False  # the tiny local model: its ideas should be read with care
 
+    def for_run(self, run_id: str) -> LanguageModel:
+        """This model recording its calls under `run_id` (a run's slot or worker); a model that
+        records nothing is itself."""
+        return self
+
     @abstractmethod
     def complete(
         self,

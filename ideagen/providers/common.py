@@ -9,6 +9,7 @@ returning a `Reply` with its usage, raising `RetryableError` for what waiting ma
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ideagen import pricing
+from ideagen.providers import pricing
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
 from ideagen.providers.budget import Budget, Estimate
 from ideagen.resources import render_prompt
@@ -131,7 +132,9 @@ def parse_reply(reply: Reply, schema: type[T]) -> T:
             f"{'.'.join(str(part) for part in item['loc']) or 'the object'}: {item['msg']}"
             for item in error.errors()
         )
-        raise ReplyProblem(f"the JSON does not match the schema ({problems}).") from None
+        raise ReplyProblem(
+            _cut_note(reply) + f"the JSON does not match the schema ({problems})."
+        ) from None
 
 
 def _cut_note(reply: Reply) -> str:
@@ -177,6 +180,12 @@ class RecordedModel(LanguageModel):
         return None
 
     # the interface
+
+    def for_run(self, run_id: str) -> RecordedModel:
+        """A copy sharing client, store and budget, whose calls are recorded under `run_id`."""
+        model = copy.copy(self)
+        model.run_id = run_id
+        return model
 
     def complete(
         self,
@@ -373,8 +382,9 @@ def chat_messages(messages: list[Message]) -> list[dict[str, str]]:
 
 
 def stop_reason(raw: str | None) -> str | None:
-    """One vocabulary for every provider: "end_turn" or "max_tokens" (others pass through)."""
-    return {"stop": STOP_END, "length": STOP_MAX_TOKENS}.get(raw or "", raw)
+    """One vocabulary for every provider: "end_turn" or "max_tokens" (others pass through).
+    A forced tool call (Anthropic's native structured output) ends the turn too."""
+    return {"stop": STOP_END, "tool_use": STOP_END, "length": STOP_MAX_TOKENS}.get(raw or "", raw)
 
 
 def first_line(text: str) -> str:

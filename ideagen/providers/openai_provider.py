@@ -3,14 +3,23 @@ server, LM Studio), through the official `openai` SDK.
 
 OpenAI caches repeated prompt prefixes by itself, so the `context` goes first, in the one
 system message, ahead of the instructions that change. The SDK's own retries are off.
+
+Structured replies are asked for with `response_format` json_schema, strict where the schema
+allows (every field required; keywords strict mode lacks, such as minLength, are left to
+validation and the repair loop). A server that rejects response_format with a 400 naming it is
+asked again without, and remembered, so later calls to that model there go by instructions alone.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
 from ideagen.providers.base import Reply, Usage
 from ideagen.providers.common import (
@@ -31,6 +40,19 @@ DEFAULT_MODEL = "gpt-4.1"
 KEY_VARIABLE = "OPENAI_API_KEY"
 # Servers such as Ollama or llama.cpp ignore the key, but the SDK insists on one.
 KEYLESS_PLACEHOLDER = "no-key"
+# The JSON Schema keywords OpenAI's strict structured outputs accept.
+STRICT_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+        "anyOf", "$ref", "$defs", "description", "title", "pattern", "format", "minimum",
+        "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
+    }
+)  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+# (endpoint, model) pairs whose server refused response_format: asked by instructions alone.
+_NO_RESPONSE_FORMAT: set[tuple[str, str]] = set()
 
 
 class OpenAIModel(RecordedModel):
@@ -57,9 +79,15 @@ class OpenAIModel(RecordedModel):
         # mostly know only max_tokens.
         self._length_parameter = "max_tokens" if base_url else "max_completion_tokens"
 
+    def _native_schema(self, schema: type[BaseModel]) -> dict[str, Any] | None:
+        if (self.endpoint, self.model) in _NO_RESPONSE_FORMAT:
+            return None
+        return response_format(schema)
+
     def _send(self, request: Request, timeout: float) -> Reply:
         system = "\n\n".join(part for part in (request.context, request.system) if part)
         messages = [{"role": "system", "content": system}] if system else []
+        extra = {"response_format": request.json_schema} if request.json_schema else {}
         try:
             response = self._client.chat.completions.create(
                 model=self.model,
@@ -68,6 +96,7 @@ class OpenAIModel(RecordedModel):
                 timeout=timeout,
                 extra_headers={PURPOSE_HEADER: request.purpose} if request.purpose else None,
                 **{self._length_parameter: request.max_tokens},
+                **extra,
             )
         except openai.APITimeoutError:
             raise RetryableError("timeout", f"no answer within {timeout:.0f} s") from None
@@ -76,6 +105,16 @@ class OpenAIModel(RecordedModel):
         except openai.APIStatusError as error:
             body = error.body if isinstance(error.body, dict) else {}
             message = body.get("message") or (body.get("error") or {}).get("message") or ""
+            if request.json_schema and error.status_code == 400 and _names_format(str(message)):
+                log.info(
+                    "%s %s at %s refused response_format (%s); asking by instructions alone",
+                    self.provider,
+                    self.model,
+                    self.endpoint,
+                    first_line(str(message)),
+                )
+                _NO_RESPONSE_FORMAT.add((self.endpoint, self.model))
+                return self._send(request.model_copy(update={"json_schema": None}), timeout)
             raise failure_for_status(
                 provider=self.provider,
                 model=self.model,
@@ -98,6 +137,56 @@ class OpenAIModel(RecordedModel):
             stop_reason=stop_reason(choice.finish_reason),
             usage=_usage(response),
         )
+
+
+def response_format(schema: type[BaseModel]) -> dict[str, Any]:
+    """`schema` as a json_schema response_format: strict when every field is required."""
+    full = schema.model_json_schema()
+    strict = _strict_form(full)
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64],
+            "schema": strict if strict is not None else full,
+            "strict": strict is not None,
+        },
+    }
+
+
+def _strict_form(schema: Any) -> Any:
+    """The schema cut to what strict mode accepts, or None when it cannot be strict (an
+    optional field, or an object open to more keys)."""
+    if isinstance(schema, list):
+        parts = [_strict_form(item) for item in schema]
+        return None if any(part is None for part in parts) else parts
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "object":
+        properties = schema.get("properties") or {}
+        if schema.get("additionalProperties") not in (None, False):
+            return None
+        if set(schema.get("required") or []) != set(properties):
+            return None
+    strict: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key not in STRICT_KEYWORDS:
+            continue
+        if key in ("properties", "$defs"):
+            value = {name: _strict_form(child) for name, child in value.items()}
+            if any(child is None for child in value.values()):
+                return None
+        elif key in ("items", "anyOf"):
+            value = _strict_form(value)
+            if value is None:
+                return None
+        strict[key] = value
+    if strict.get("type") == "object":
+        strict["additionalProperties"] = False
+    return strict
+
+
+def _names_format(message: str) -> bool:
+    return bool(re.search(r"response_format|json_schema", message, re.IGNORECASE))
 
 
 def _usage(response: ChatCompletion) -> Usage:
