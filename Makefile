@@ -39,7 +39,7 @@ data: $(STAMP)
 	$(BIN)/ideagen template data
 
 demo: setup
-	$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --rounds 1 --out demo/seed_ideas.json
+	$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --out demo/seed_ideas.json
 	$(BIN)/ideagen review demo/seed_ideas.json --out demo/reviewed_ideas.json --report demo/report.html --novelty off
 
 test: setup system-deps

@@ -1,9 +1,13 @@
 """Drafting new seed ideas for a template: draft, self-critique, check, append.
 
-Each idea is drafted by the model, then improved over up to R critique rounds that stop early
-when the model says nothing is left to improve. A finished idea must be a valid idea, pass the
-feasibility lint (nothing the template cannot give it) and not duplicate any idea already in
-the output file or the store; otherwise it is discarded and drafted again, and counted.
+First one planning call lists N different angles on the topic (which part of experiment.py
+each changes), so that the N slots do not all draft the same idea; each slot drafts its angle,
+with example ideas of the right grain in the prompt (ideagen/idea_examples.py). Each draft is
+then improved over up to R critique rounds that stop early when the model says nothing is
+left to improve. A finished idea must be a valid idea, pass the gate (ideagen/gate.py: plain
+English, grounded in the template, on the topic, no copy of an example) and the feasibility
+lint (nothing the template cannot give it), and not duplicate any idea already in the output
+file or the store; otherwise it is discarded and drafted again, and counted with its reason.
 
 Ideas are drafted concurrently. Each one that passes is saved in the store with its provenance
 and appended to the output file at once, atomically, under a lock: an interrupted run loses no
@@ -17,21 +21,21 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from ideagen import embeddings
-from ideagen.dedup import duplicates_against, opening_text
+from ideagen import embeddings, idea_examples
+from ideagen.dedup import opening_text
 from ideagen.embeddings import EmbeddingModelMissing
+from ideagen.gate import Gate
 from ideagen.ideafile import (
-    IdeaFile,
     IdeaFileError,
-    atomic_write_text,
+    append_ideas,
     load_ideas,
+    locked,
     slugify,
     unique_name,
 )
@@ -42,14 +46,24 @@ from ideagen.review.lint import KNOWN_DATASETS, lint_idea
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary, Store
 from ideagen.template_context import TemplateContext, summarize_ideas
+from ideagen.untrusted import fence
+from ideagen.workers import parallel_map
 
 DEFAULT_ROUNDS = 3
+# A critique round re-generates the whole idea after its critique: on the local model it costs
+# more than the draft itself, and 3 ideas must fit in minutes on two cores. The gate refuses
+# what a round would have had to fix. Compare with bench/bench_offline_ideas.py --rounds 0 1.
+DEFAULT_ROUNDS_BY_PROVIDER = {"local": 0}
 DEFAULT_CONCURRENCY = {"anthropic": 8, "openai": 8, "local": 1}
 # A slot that keeps producing duplicates or infeasible ideas gives up after this many drafts,
 # so a weak model cannot loop forever.
 MAX_DRAFTS_PER_IDEA = 4
 MAX_NAME_LENGTH = 60
 DRAFT_MAX_TOKENS = 1024
+PLAN_MAX_TOKENS = 900
+ANGLE_ATTEMPTS = 2  # drafts of a slot that follow its planned angle
+PROMPT_CHARS_BESIDES_CONTEXT = 4000  # instructions and the summaries of existing ideas
+SAVE_GRACE_S = 10.0  # after Ctrl-C, how long an idea being written may take to finish
 CRITIQUE_MAX_TOKENS = 1400
 
 
@@ -91,6 +105,26 @@ class IdeaDraft(BaseModel):
         )
 
 
+class Angle(BaseModel):
+    """One direction of the plan: what a slot's idea changes, and the idea in a sentence."""
+
+    part: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the part of experiment.py it changes, by its settings, functions or layers",
+    )
+    angle: str = Field(min_length=1, max_length=400, description="the idea, in one sentence")
+
+    def __str__(self) -> str:
+        return f"change {self.part.strip().rstrip('.')}: {self.angle.strip()}"
+
+
+class AnglePlan(BaseModel):
+    """The planning call's reply: different angles on the topic, one per idea wanted."""
+
+    angles: list[Angle] = Field(min_length=1, max_length=20)
+
+
 class Critique(BaseModel):
     """One self-critique round: what is weak, whether the idea is finished, then the improved
     idea's fields (flat, so that field-by-field decoders such as the local model's fill it
@@ -114,7 +148,7 @@ class BrainstormEvent:
     """Progress of one idea slot, for the screen."""
 
     slot: int
-    kind: Literal["draft", "round", "rejected", "finished"]
+    kind: Literal["plan", "draft", "round", "rejected", "finished"]
     round: int = 0
     detail: str = ""
 
@@ -137,6 +171,9 @@ class BrainstormResult:
     new: list[FinishedIdea]
     duplicates_rejected: int = 0
     infeasible_rejected: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    drafts: int = 0
+    angles: list[str] = field(default_factory=list)
     gave_up: int = 0
     error: str | None = None
     interrupted: bool = False
@@ -157,6 +194,9 @@ class BrainstormResult:
             "rounds": [finished.rounds for finished in self.new],
             "duplicates_rejected": self.duplicates_rejected,
             "infeasible_rejected": self.infeasible_rejected,
+            "rejected": self.rejected,
+            "drafts": self.drafts,
+            "angles": self.angles,
             "gave_up": self.gave_up,
             "complete": self.complete,
             "interrupted": self.interrupted,
@@ -172,7 +212,7 @@ class BrainstormError(Exception):
 
 @dataclass
 class _Rejected:
-    kind: Literal["duplicate", "infeasible"]
+    kind: str  # a GateKind, "infeasible" or "invalid_reply"
     reason: str
 
 
@@ -181,13 +221,21 @@ class _RunState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     new: list[FinishedIdea] = field(default_factory=list)
-    duplicates: int = 0
-    infeasible: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    drafts: int = 0
     gave_up: int = 0
+
+    def count_rejection(self, kind: str) -> None:
+        with self.lock:
+            self.rejected[kind] = self.rejected.get(kind, 0) + 1
 
 
 def default_concurrency(provider: str) -> int:
     return DEFAULT_CONCURRENCY.get(provider, 4)
+
+
+def default_rounds(provider: str) -> int:
+    return DEFAULT_ROUNDS_BY_PROVIDER.get(provider, DEFAULT_ROUNDS)
 
 
 def template_dataset(template: TemplateContext) -> str:
@@ -229,7 +277,7 @@ class Brainstorm:
         topic: str,
         count: int,
         out: Path,
-        rounds: int = DEFAULT_ROUNDS,
+        rounds: int | None = None,
         concurrency: int | None = None,
         fresh: bool = False,
         run_id: str | None = None,
@@ -237,6 +285,7 @@ class Brainstorm:
     ):
         if count < 1:
             raise BrainstormError(f"-n must be at least 1, got {count}")
+        rounds = default_rounds(model.provider) if rounds is None else rounds
         if rounds < 0:
             raise BrainstormError(f"--rounds must be 0 or more, got {rounds}")
         self.model = model
@@ -254,8 +303,18 @@ class Brainstorm:
         # The role and rules are as unchanging as the template's code, so they join it in the
         # cached prefix rather than being billed again on every call.
         role = render_prompt("brainstorm_system", template_system=template.system)
-        self._context = f"{role}\n\n{template.cached_prefix()}"
+        self.gate = Gate(
+            template, store, topic=self.topic, examples=idea_examples.gate_examples(template)
+        )
+        self.seeds = idea_examples.template_seeds(template)
+        # A small model copies the example it is shown: seeds on the topic are only listed
+        # among the existing ideas (measured: 2 of 2 drafts on "evolutionary" restated the one
+        # evolutionary seed shown in full).
+        off_topic_seeds = [seed for seed in self.seeds if not self.gate.names_topic(seed)]
+        examples = idea_examples.few_shot_block(template, off_topic_seeds)
+        self._context = f"{role}\n\n{examples}\n\n{template.cached_prefix()}"
         self._context += outcome_lessons(store, template.name)
+        self._angles: list[Angle] = []
         self._cache_primed = threading.Event()
         self._state = _RunState()
         try:
@@ -264,6 +323,14 @@ class Brainstorm:
             )
         except IdeaFileError as exc:
             raise BrainstormError(str(exc)) from None
+
+    def estimate(self) -> tuple[int, int, int]:
+        """(calls, characters per call, reply tokens per call) at most, for the cost estimate:
+        the plan, then a draft and every critique round for each missing idea, none redrafted."""
+        missing = max(0, self.count - len(self.earlier))
+        prompt_chars = len(self._context) + PROMPT_CHARS_BESIDES_CONTEXT
+        calls = 1 + missing * (1 + self.rounds) if missing else 0
+        return calls, prompt_chars, CRITIQUE_MAX_TOKENS
 
     @staticmethod
     def new_run_id() -> str:
@@ -277,40 +344,66 @@ class Brainstorm:
         missing = self.count - len(result.earlier)
         if missing > 0:
             threading.Thread(target=_preload_embedding_model, daemon=True).start()
-            self._draft_concurrently(missing, result)
-        result.duplicates_rejected = state.duplicates
-        result.infeasible_rejected = state.infeasible
+            try:
+                self._angles = self._plan(missing)
+            except ModelError as error:
+                result.error = str(error)
+            except KeyboardInterrupt:
+                result.interrupted = True
+            result.angles = [str(angle) for angle in self._angles]
+            if result.error is None and not result.interrupted:
+                self._draft_concurrently(missing, result)
+        result.duplicates_rejected = state.rejected.get("duplicate", 0)
+        result.infeasible_rejected = state.rejected.get("infeasible", 0)
+        result.rejected = dict(state.rejected)
+        result.drafts = state.drafts
         result.gave_up = state.gave_up
         result.spend = self.spend()
         return result
 
     def _draft_concurrently(self, missing: int, result: BrainstormResult) -> None:
         state = self._state
-        workers = min(self.concurrency, missing)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="brainstorm")
-        futures: list[Future] = [
-            pool.submit(self._draft_one, slot) for slot in range(1, missing + 1)
-        ]
+        slots = range(1, missing + 1)
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if not f.cancelled() and f.exception() is not None]
-            if failed:
-                state.stop.set()
-                for future in futures:
-                    future.cancel()
-                wait(futures)
-                error = failed[0].exception()
-                if not isinstance(error, ModelError | IdeaFileError | EmbeddingModelMissing):
-                    raise error
-                result.error = str(error)
+            parallel_map(self._draft_one, slots, self.concurrency, stop=state.stop)
+        except (ModelError, IdeaFileError, EmbeddingModelMissing) as error:
+            result.error = str(error)
         except KeyboardInterrupt:
-            state.stop.set()
-            for future in futures:
-                future.cancel()
             result.interrupted = True
-            wait(futures)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # An idea being written finishes its write (the lock is held for nothing else);
+            # slots waiting on the network are abandoned with the process.
+            if state.lock.acquire(timeout=SAVE_GRACE_S):
+                state.lock.release()
+
+    def _plan(self, missing: int) -> list[Angle]:
+        """Different angles for the slots, or none when the model cannot give a valid plan
+        (the slots then draft freely, as they would without a plan)."""
+        self.report(BrainstormEvent(0, "plan"))
+        prompt = render_prompt(
+            "brainstorm_plan",
+            topic=self.topic,
+            count=missing,
+            existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
+            metrics=self.gate.template_terms.metric_list(),
+        )
+        try:
+            # Recorded as sub-run 0 of the run, so that the run's spend includes it.
+            model = self._slot_model(0)
+            plan = self._ask(model, prompt, AnglePlan, "brainstorm-plan", PLAN_MAX_TOKENS)
+        except InvalidReply as error:
+            self.report(BrainstormEvent(0, "rejected", 0, f"no plan: {error}"))
+            return []
+        distinct: dict[str, Angle] = {}
+        for angle in plan.angles:
+            distinct.setdefault(" ".join(str(angle).lower().split()), angle)
+        return list(distinct.values())
+
+    def _angle_for(self, slot: int, attempt: int) -> str:
+        # After two refusals the angle itself may be the problem: the slot then drafts freely.
+        if not self._angles or attempt > ANGLE_ATTEMPTS:
+            return ""
+        angle = self._angles[(slot - 1) % len(self._angles)]
+        return f"\nThe angle this idea takes (from the plan): {angle}\n"
 
     def _draft_one(self, slot: int) -> FinishedIdea | None:
         try:
@@ -340,10 +433,11 @@ class Brainstorm:
             if self._state.stop.is_set():
                 return None
             try:
-                drafted = self._draft_and_refine(model, slot, feedback)
+                drafted = self._draft_and_refine(model, slot, attempt, feedback)
             except InvalidReply as error:
                 # A reply that stayed invalid after repair is one bad draft, not a broken
                 # connection: draft again (small local models need this now and then).
+                self._state.count_rejection("invalid_reply")
                 self.report(BrainstormEvent(slot, "rejected", 0, str(error)))
                 continue
             if drafted is None:
@@ -360,14 +454,18 @@ class Brainstorm:
         return None
 
     def _draft_and_refine(
-        self, model: LanguageModel, slot: int, feedback: list[str]
+        self, model: LanguageModel, slot: int, attempt: int, feedback: list[str]
     ) -> tuple[Idea, int] | None:
         self.report(BrainstormEvent(slot, "draft"))
+        with self._state.lock:
+            self._state.drafts += 1
         prompt = render_prompt(
             "brainstorm_draft",
             topic=self.topic,
-            existing_ideas=summarize_ideas(self._known_ideas()),
+            angle=self._angle_for(slot, attempt),
+            existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
             feedback="\n" + "\n".join(feedback) + "\n" if feedback else "",
+            metrics=self.gate.template_terms.metric_list(),
         )
         draft = self._ask(model, prompt, IdeaDraft, "brainstorm-draft", DRAFT_MAX_TOKENS)
         idea = draft.to_idea()
@@ -376,7 +474,9 @@ class Brainstorm:
             if self._state.stop.is_set():
                 return None
             self.report(BrainstormEvent(slot, "round", round_number))
-            problems = feasibility_problems(idea, self.dataset)
+            problems = feasibility_problems(idea, self.dataset) + [
+                str(failure) for failure in self.gate.check(idea)
+            ]
             checks = (
                 "\nAutomated checks found problems that must be fixed:\n"
                 + "\n".join(f"- {problem}" for problem in problems)
@@ -419,8 +519,11 @@ class Brainstorm:
             self._cache_primed.set()
 
     def _known_ideas(self) -> list[Idea]:
+        """What the model is told exists: the template's seeds, then every existing idea."""
         with self._state.lock:
-            return self._existing_ideas(load_ideas(self.out, missing_ok=True).ideas)
+            existing = self._existing_ideas(load_ideas(self.out, missing_ok=True).ideas)
+        listed = {(idea.Name, idea.Title) for idea in existing}
+        return [s for s in self.seeds if (s.Name, s.Title) not in listed] + existing
 
     def _existing_ideas(self, in_file: list[Idea]) -> list[Idea]:
         """The template's ideas in the store, then those in the output file, each once."""
@@ -435,24 +538,29 @@ class Brainstorm:
         return existing
 
     def _check_and_save(self, idea: Idea, rounds_used: int, attempt: int, slot: int):
+        failures = self.gate.check(idea)
+        if failures:
+            self._state.count_rejection(failures[0].kind)
+            return _Rejected(failures[0].kind, "; ".join(str(failure) for failure in failures))
         problems = feasibility_problems(idea, self.dataset)
         if problems:
-            with self._state.lock:
-                self._state.infeasible += 1
+            self._state.count_rejection("infeasible")
             return _Rejected("infeasible", "not feasible with the template: " + "; ".join(problems))
         # Embedded here, outside the lock, so that slots do not queue for the model; the check
         # below then finds the vector in the store's cache.
         embeddings.embed([opening_text(idea)], self.store)
-        with self._state.lock:
+        # The file lock, held from the re-read to the write, keeps other processes appending
+        # to the same file from dropping this idea or duplicating it.
+        with self._state.lock, locked(self.out):
+            if self._state.stop.is_set():
+                raise _Stopped
             loaded = load_ideas(self.out, missing_ok=True)
             existing = self._existing_ideas(loaded.ideas)
-            matches = duplicates_against([idea], existing, self.store)
-            if matches:
-                self._state.duplicates += 1
-                duplicate_of = existing[matches[0].j]
-                return _Rejected(
-                    "duplicate", f"it duplicated the existing idea {duplicate_of.summary()!r}"
-                )
+            duplicate = self.gate.distinct(idea, existing)
+            if duplicate is not None:
+                rejected = self._state.rejected  # counted here: the state's lock is held
+                rejected["duplicate"] = rejected.get("duplicate", 0) + 1
+                return _Rejected("duplicate", duplicate.message)
             taken = {e.get("Name") for e in loaded.entries if isinstance(e, dict)}
             idea = idea.model_copy(update={"Name": unique_name(idea.Name, taken)})
             spend = self.store.spend(slot_run_id(self.run_id, slot))
@@ -467,7 +575,7 @@ class Brainstorm:
                 cost_usd=spend.cost_usd,
                 run_id=self.run_id,
             )
-            append_ideas(self.out, loaded, [idea])
+            append_ideas(self.out, [idea])
             finished = FinishedIdea(idea, store_id, rounds_used, attempt)
             self._state.new.append(finished)
             return finished
@@ -495,19 +603,3 @@ def draft_fields(idea: Idea) -> dict:
     """The fields the model writes, for showing an idea back to it."""
     entry = idea.to_entry()
     return {key: entry[key] for key in IdeaDraft.model_fields}
-
-
-def append_ideas(path: Path, loaded: IdeaFile, ideas: list[Idea]) -> list[Idea]:
-    """Append ideas in one atomic write, keeping every existing entry (valid or not) exactly
-    and the file's layout; a Name already in the file gets a suffix. Returns what was written."""
-    entries = list(loaded.entries)
-    taken = {entry.get("Name") for entry in entries if isinstance(entry, dict)}
-    written = []
-    for idea in ideas:
-        idea = idea.model_copy(update={"Name": unique_name(idea.Name, taken)})
-        taken.add(idea.Name)
-        entries.append(idea.to_entry())
-        written.append(idea)
-    if written:
-        atomic_write_text(path, loaded.style.render(entries))
-    return written

@@ -217,7 +217,9 @@ class IdeaWriter:
             with self.lock:
                 self.plans += 1
                 upcoming = self.queue[: int(re.search(r"List (\d+) ", first_user).group(1))]
-            angles = [{"part": name.replace("_", " "), "angle": title} for name, title, _ in upcoming]
+            angles = [
+                {"part": name.replace("_", " "), "angle": title} for name, title, _ in upcoming
+            ]
             return Reply(json.dumps({"angles": angles}))
         return Reply("I only write ideas.")
 

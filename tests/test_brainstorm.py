@@ -18,13 +18,21 @@ from pathlib import Path
 import pytest
 
 from ideagen import embeddings
-from ideagen.brainstorm import Brainstorm, BrainstormEvent
+from ideagen.brainstorm import Brainstorm, BrainstormEvent, default_rounds
 from ideagen.cli import main
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.store import Store
 from ideagen.template_context import load_template
-from testkit.ideas import CRITIQUE, DRAFT, IDEA_BANK, IdeaWriter, idea_json, make_template
+from testkit.ideas import (
+    CRITIQUE,
+    DRAFT,
+    IDEA_BANK,
+    PLAN,
+    IdeaWriter,
+    idea_json,
+    make_template,
+)
 from testkit.loopback import Fault, LoopbackServer, ReceivedRequest, Reply
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,8 +112,9 @@ def test_ideas_are_drafted_refined_and_appended_with_provenance(
     new = load_ideas(out).ideas[1:]
     assert len(new) == 3 and len(result.new) == 3
     assert {idea.Name for idea in new} == {f.idea.Name for f in result.new}
-    # Each idea: one draft, then rounds until the model said done (round 2 of 3).
-    assert writer.drafts == 3 and writer.critiques == 6
+    # One plan for the run; each idea: one draft, then rounds until the model said done
+    # (round 2 of 3).
+    assert writer.plans == 1 and writer.drafts == 3 and writer.critiques == 6
     assert all(f.rounds == 2 for f in result.new)
     assert all("Repeat with 3 seeds." in idea.Experiment for idea in new)
     stored = store.ideas(topic="regularization")
@@ -118,7 +127,7 @@ def test_ideas_are_drafted_refined_and_appended_with_provenance(
     for request in loopback.requests:
         prompt = request.prompt_text
         assert "self.conv119" in prompt and prompt.index("self.conv119") < prompt.index("Topic")
-    assert result.spend.calls == 9 and result.spend.failed_calls == 0
+    assert result.spend.calls == 10 and result.spend.failed_calls == 0
 
 
 def test_prompt_caching_serves_the_template_on_anthropic(
@@ -132,10 +141,10 @@ def test_prompt_caching_serves_the_template_on_anthropic(
         store, template, tmp_path / "out.json", "anthropic", count=3, concurrency=1
     )
     spend = result.spend
-    assert spend.calls == 6
+    assert spend.calls == 7
     assert spend.cache_write_tokens > 0
-    # After the first call writes the cache, the other five read it.
-    assert spend.cache_read_tokens >= 5 * spend.cache_write_tokens * 0.99
+    # After the first call (the plan) writes the cache, the other six read it.
+    assert spend.cache_read_tokens >= 6 * spend.cache_write_tokens * 0.99
     assert spend.cache_read_tokens > spend.tokens_in
 
 
@@ -147,7 +156,7 @@ def test_existing_ideas_are_summarized_not_repeated_in_full(
     out.write_text(json.dumps([idea_json("long_one", "A Long Idea", long_experiment)]))
     loopback.responder = IdeaWriter(done_after=1)
     run_brainstorm(store, template, out, anthropic, count=1)
-    draft_prompt = loopback.requests[0].last_user_text
+    draft_prompt = next(r for r in loopback.requests if r.purpose == DRAFT).last_user_text
     assert "long_one: A Long Idea" in draft_prompt
     assert long_experiment not in draft_prompt
 
@@ -181,7 +190,7 @@ def test_a_fatal_error_stops_the_run_and_a_rerun_continues(
 
     def fail_after_two_ideas(request: ReceivedRequest):
         calls["n"] += 1
-        if calls["n"] > 4:  # two ideas of two calls each, then the key is revoked
+        if calls["n"] > 5:  # the plan, two ideas of two calls each, then the key is revoked
             return Fault.error(401, "invalid api key")
         return writer(request)
 
@@ -285,7 +294,9 @@ def test_duplicates_and_infeasible_ideas_are_rejected_and_redrafted(
     infeasible = (
         "imagenet_transfer",
         "Transfer From ImageNet",
-        "Fine-tune a pretrained ResNet-50 from ImageNet on the images.",
+        "Replace the convolution layers with a pretrained ResNet-50 from ImageNet and fine-tune "
+        "it with the same learning_rate, weight_decay and label_smoothing for all epochs; "
+        "compare test accuracy and training time with the small network.",
     )
     reworded = ("smoothing_again", title, experiment)
     writer = IdeaWriter(done_after=1, drafts=[reworded, infeasible])
@@ -348,9 +359,9 @@ def test_ideas_are_drafted_concurrently(loopback, monkeypatch, store, template, 
     )
     wall = time.monotonic() - started
     assert len(result.new) == count
-    # About count/concurrency ideas in a row, each two call latencies long.
-    expected = count / concurrency * calls_per_idea * loopback.latency_s
-    sequential = count * calls_per_idea * loopback.latency_s
+    # The plan, then about count/concurrency ideas in a row, each two call latencies long.
+    expected = (1 + count / concurrency * calls_per_idea) * loopback.latency_s
+    sequential = (1 + count * calls_per_idea) * loopback.latency_s
     assert expected * 0.9 <= wall < (expected + sequential) / 2
     # And the loopback really saw `concurrency` requests in flight at once, never more.
     arrivals = sorted(r.received_at for r in loopback.requests)
@@ -364,14 +375,15 @@ def test_cli_json_output_and_default_file(loopback, monkeypatch, template, tmp_p
     monkeypatch.chdir(tmp_path)
     loopback.responder = IdeaWriter(done_after=1)
     code = main(
-        ["brainstorm", "--topic", "augmentation", "-n", "2", "--template", str(template), "--json"]
+        ["brainstorm", "--topic", "regularization", "-n", "2", "--template", str(template)]
+        + ["--json"]
     )
     captured = capsys.readouterr()
     assert code == 0
     report = json.loads(captured.out)
     assert report["out"] == str(tmp_path / "seed_ideas.json")
     assert [idea["Name"] for idea in report["new_ideas"]] == names_in(tmp_path / "seed_ideas.json")
-    assert report["spend"]["calls"] == 4
+    assert report["spend"]["calls"] == 5
     assert (template / "seed_ideas.json").read_text() == "[]"
 
 
@@ -384,7 +396,7 @@ def test_cli_shows_progress_and_a_table(loopback, monkeypatch, template, tmp_pat
         [
             "brainstorm",
             "--topic",
-            "augmentation",
+            "regularization",
             "-n",
             "2",
             "--template",
@@ -398,7 +410,7 @@ def test_cli_shows_progress_and_a_table(loopback, monkeypatch, template, tmp_pat
     err = " ".join(capsys.readouterr().err.split())  # the console wraps lines
     assert code == 0
     assert "New ideas in" in err and IDEA_BANK[0][0] in err
-    assert "2 of 2 ideas" in err and "spend: 4 calls" in err
+    assert "2 of 2 ideas" in err and "spend: 5 calls" in err
 
 
 def test_cli_refuses_an_unreadable_file_and_leaves_it_alone(
@@ -440,3 +452,75 @@ def test_the_local_model_writes_valid_ideas(store, template, tmp_path):
     assert len(loaded.ideas) == len(result.new) == 1
     idea = loaded.ideas[0]
     assert idea.Title.strip() and idea.Experiment.strip()
+
+
+def test_the_plan_gives_each_slot_its_own_angle(loopback, anthropic, store, template, tmp_path):
+    out = tmp_path / "seed_ideas.json"
+    out.write_text(json.dumps([idea_json("long_one", "A Long Idea", "Run it twice.")]))
+    writer = IdeaWriter(done_after=1)
+    loopback.responder = writer
+    result = run_brainstorm(store, template, out, anthropic, count=3, concurrency=1)
+
+    plan = [r for r in loopback.requests if r.purpose == PLAN]
+    assert len(plan) == 1 and writer.plans == 1
+    assert "List 3 different angles" in plan[0].last_user_text
+    assert "long_one: A Long Idea" in plan[0].last_user_text  # it steers clear of what exists
+    angles = [f"change {name.replace('_', ' ')}: {title}" for name, title, _ in IDEA_BANK[:3]]
+    assert result.angles == angles
+    drafts = [r.last_user_text for r in loopback.requests if r.purpose == DRAFT]
+    # Each slot drafts its own angle, and only its own.
+    for prompt, angle in zip(drafts, angles, strict=True):
+        assert angle in prompt and sum(other in prompt for other in angles) == 1
+    # The examples of the right grain are in the shared prefix of every call.
+    marker = "Ideas The AI Scientist wrote for other templates"
+    assert all(marker in r.prompt_text for r in loopback.requests)
+
+
+def test_without_a_valid_plan_the_slots_draft_freely(
+    loopback, anthropic, store, template, tmp_path
+):
+    writer = IdeaWriter(done_after=1)
+
+    def no_plan(request: ReceivedRequest):
+        if request.purpose == PLAN:
+            return Reply("Here are some angles: mutation, crossover.")
+        return writer(request)
+
+    loopback.responder = no_plan
+    result = run_brainstorm(store, template, tmp_path / "out.json", anthropic, count=2)
+    assert result.error is None and result.complete and result.angles == []
+    drafts = [r.last_user_text for r in loopback.requests if r.purpose == DRAFT]
+    assert len(drafts) == 2 and not any("from the plan" in prompt for prompt in drafts)
+
+
+def test_drafts_the_gate_refuses_are_redrafted_and_counted_with_their_reason(
+    loopback, anthropic, store, template, tmp_path
+):
+    nonsense = ("human_assisted_rescue", "Human Assisted Rescue Has Been Deployed", "2017-5498")
+    off_topic = (
+        "vaccination_timing",
+        "Optimal Vaccination Timing in an SEIR Epidemic Model",
+        "Add a vaccination compartment to the SEIR differential equations and vary the day "
+        "vaccination starts between day 10 and day 60; report the peak number of infected "
+        "people and the total deaths over the outbreak for each start day.",
+    )
+    loopback.responder = IdeaWriter(done_after=1, drafts=[nonsense, off_topic])
+    events: list[BrainstormEvent] = []
+    out = tmp_path / "seed_ideas.json"
+    result = run_brainstorm(
+        store, template, out, anthropic, count=1, concurrency=1, report=events.append
+    )
+    assert names_in(out) == [IDEA_BANK[0][0]]
+    assert result.drafts == 3
+    assert result.rejected == {"length": 1, "ungrounded": 1}
+    reasons = [e.detail for e in events if e.kind == "rejected"]
+    assert "digits or symbols" in reasons[0] and "experiment.py" in reasons[1]
+    # The critique round showed the gate's findings to the model before the draft was refused.
+    critiques = [r.last_user_text for r in loopback.requests if r.purpose == CRITIQUE]
+    assert "not_plain_english" in critiques[0] and "ungrounded" in critiques[1]
+    assert result.to_json()["rejected"] == {"length": 1, "ungrounded": 1}
+
+
+def test_the_local_model_skips_critique_rounds_by_default():
+    assert default_rounds("local") == 0
+    assert default_rounds("anthropic") == default_rounds("openai") == 3

@@ -14,12 +14,23 @@ from rich.table import Table
 
 from ideagen.brainstorm import (
     DEFAULT_ROUNDS,
+    DEFAULT_ROUNDS_BY_PROVIDER,
     Brainstorm,
     BrainstormError,
     BrainstormEvent,
     BrainstormResult,
 )
-from ideagen.cli._common import add_model_options, model_from_args, open_store
+from ideagen.cli._common import (
+    add_model_options,
+    check_outputs,
+    model_from_args,
+    non_blank,
+    non_negative_int,
+    open_store,
+    positive_int,
+    quiet_notices,
+    show_estimate,
+)
 from ideagen.providers.base import ModelError
 from ideagen.template_context import TemplateError, bundled_template_dir, load_template
 
@@ -34,9 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "checked for feasibility and against existing ideas, and appended to FILE at once. "
         "Running the same command again continues until FILE holds N ideas from the topic.",
     )
-    parser.add_argument("--topic", required=True, help="what the ideas should be about")
     parser.add_argument(
-        "-n", type=int, default=5, dest="count", metavar="N", help="ideas wanted (default 5)"
+        "--topic", required=True, type=non_blank, help="what the ideas should be about"
+    )
+    parser.add_argument(
+        "-n",
+        type=positive_int,
+        default=5,
+        dest="count",
+        metavar="N",
+        help="ideas wanted (default 5)",
     )
     parser.add_argument(
         "--template",
@@ -51,13 +69,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rounds",
-        type=int,
-        default=DEFAULT_ROUNDS,
-        help=f"most self-critique rounds per idea (default {DEFAULT_ROUNDS})",
+        type=non_negative_int,
+        help=f"most self-critique rounds per idea (default {DEFAULT_ROUNDS}; "
+        f"{DEFAULT_ROUNDS_BY_PROVIDER['local']} for the local model, where a round costs more "
+        "than a draft)",
     )
     parser.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         help="ideas drafted at once (default: 8 for API providers, 1 for the local model)",
     )
     parser.add_argument(
@@ -68,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="print only errors")
     output.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_model_options(parser)
+    add_model_options(parser, budget=True)
     parser.set_defaults(handler=run)
 
 
@@ -88,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     show = not (args.quiet or args.json)
+    quiet_notices(not show)
     console = Console(stderr=True)
+    if not check_outputs("brainstorm", {"the ideas": out}):
+        return 2
     with open_store(args) as store:
         try:
             run_id = Brainstorm.new_run_id()
@@ -105,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
                 fresh=args.fresh,
                 run_id=run_id,
             )
+            if show:
+                show_estimate(model, console, args.max_cost, *brainstorm.estimate())
             result = _run_with_progress(brainstorm, console) if show else brainstorm.run()
         except (BrainstormError, ModelError) as exc:
             print(f"ideagen brainstorm: {exc}", file=sys.stderr)
@@ -145,7 +169,10 @@ def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormRe
 
     def report(event: BrainstormEvent) -> None:
         with lock:
-            if event.kind == "draft":
+            if event.kind == "plan":
+                stages[event.slot] = "planning angles"
+            elif event.kind == "draft":
+                stages.pop(0, None)  # the plan is done once a slot drafts
                 stages[event.slot] = "drafting"
             elif event.kind == "round":
                 stages[event.slot] = f"round {event.round}/{brainstorm.rounds}"
@@ -191,11 +218,11 @@ def _print_summary(result: BrainstormResult, console: Console) -> None:
             )
         console.print(table)
     done = len(result.earlier) + len(result.new)
+    rejected = ", ".join(f"{count} {kind}" for kind, count in sorted(result.rejected.items()))
     console.print(
         f"{result.out}: {done} of {result.wanted} ideas on {result.topic!r} "
         f"({len(result.earlier)} from earlier runs, {len(result.new)} new); "
-        f"rejected {result.duplicates_rejected} duplicate(s), "
-        f"{result.infeasible_rejected} infeasible"
+        f"{result.drafts} drafts, rejected: {rejected or 'none'}"
     )
     if result.gave_up:
         console.print(

@@ -116,7 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--template",
         type=Path,
         metavar="DIR",
-        help="template folder whose task description the judge reads",
+        help="template folder whose task description the judge reads and whose code and "
+        "metrics the ideas are checked against",
     )
     parser.add_argument(
         "--template-dataset",
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         template_dataset=args.template_dataset,
         task_description=template.task_description if template else None,
         template_name=template.name if template else args.into.name if args.into else None,
+        template=template,
         limit=args.limit,
     )
     run_id = uuid.uuid4().hex

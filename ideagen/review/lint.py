@@ -17,6 +17,18 @@ from pydantic import BaseModel
 
 from ideagen.schema import Idea
 
+# The gate's failure kinds (ideagen/gate.py), which the review shows as flags too.
+GateKind = Literal[
+    "length",
+    "not_plain_english",
+    "placeholder_title",
+    "ungrounded",
+    "no_measurement",
+    "off_topic",
+    "copies_example",
+    "duplicate",
+]
+
 FlagKind = Literal[
     "other_dataset",
     "imagenet",
@@ -31,7 +43,7 @@ FlagKind = Literal[
 class LintFlag(BaseModel):
     """One thing the template cannot provide, with the words of the idea that ask for it."""
 
-    kind: FlagKind
+    kind: FlagKind | GateKind  # GateKind: the brainstorm gate's failures (ideagen/gate.py)
     message: str
     evidence: str
 

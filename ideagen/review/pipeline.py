@@ -4,7 +4,8 @@
 2. judge: an independent score per idea.
 3. merge duplicates: each duplicate group keeps the member the judge scored best; the others
    are listed with it. The steps below run on the kept ideas only.
-4. lint: what the template cannot do.
+4. lint: what the template cannot do, and the brainstorm gate's failures (not plain English
+   or of no sensible length; with --template, not grounded in its code and metrics).
 5. novelty: online literature, an offline corpus, or off.
 6. rank (optional): a pairwise tournament among the kept ideas.
 7. order: ready ideas first, then flagged ones, then those already published; within each
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ideagen.dedup import find_duplicates
+from ideagen.gate import Gate, review_flags
 from ideagen.ideafile import IdeaFile, IdeaFileError, load_ideas, unique_name
 from ideagen.providers.base import LanguageModel, ModelError
 from ideagen.results import IdeaOutcome, earlier_outcomes
@@ -45,6 +47,7 @@ from ideagen.review.novelty import (
 )
 from ideagen.schema import MAX_FIELD_CHARS, RATING_FIELDS, Idea, oversized
 from ideagen.store import SpendSummary, Store
+from ideagen.template_context import TemplateContext
 from ideagen.workers import parallel_map
 
 NoveltyMode = Literal["online", "offline", "off"]
@@ -124,6 +127,7 @@ class ReviewOptions:
     template_dataset: str = "FashionMNIST"
     task_description: str | None = None
     template_name: str | None = None  # the store's name for the template (for provenance)
+    template: TemplateContext | None = None  # when known, ideas are checked against its code
     limit: int | None = None
     literature_retry: RetryPolicy | None = None
     workers: int | None = None
@@ -232,6 +236,7 @@ def review_file(
     else:
         novelty = _parallel([ideas[i] for i in kept], checker.check, workers, "novelty", report)
 
+    gate = Gate(options.template, store) if options.template else None
     items = []
     for slot, index in enumerate(kept):
         score, error = scores[index]
@@ -242,7 +247,8 @@ def review_file(
                 reviewed=ideas[index],
                 judge=score,
                 judge_error=error,
-                lint=lint_idea(ideas[index], options.template_dataset),
+                lint=lint_idea(ideas[index], options.template_dataset)
+                + review_flags(ideas[index], gate),
                 novelty=novelty[slot],
                 duplicates=merged.get(index, []),
             )
