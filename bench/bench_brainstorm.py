@@ -31,7 +31,7 @@ from ideagen.brainstorm import Brainstorm  # noqa: E402
 from ideagen.ideafile import load_ideas  # noqa: E402
 from ideagen.providers import Message, get_model  # noqa: E402
 from ideagen.store import SpendSummary, Store  # noqa: E402
-from ideagen.template_context import bundled_template_dir, load_template  # noqa: E402
+from ideagen.template_prompt import bundled_template_dir, load_template  # noqa: E402
 from testkit.ideas import IDEA_BANK, IdeaWriter, idea_json, make_template  # noqa: E402
 from testkit.loopback import LoopbackServer, ReceivedRequest, Reply  # noqa: E402
 

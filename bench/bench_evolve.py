@@ -38,7 +38,7 @@ from ideagen.providers import get_model
 from ideagen.review.judge import Judge
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import bundled_template_dir, load_template
+from ideagen.template_prompt import bundled_template_dir, load_template
 
 
 @dataclass

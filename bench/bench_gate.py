@@ -35,7 +35,7 @@ from ideagen import embeddings, gate
 from ideagen.dedup import opening_text
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import bundled_template_dir, load_template
+from ideagen.template_prompt import bundled_template_dir, load_template
 
 BENCH = Path(__file__).resolve().parent
 CORPUS = BENCH / "data" / "ai-scientist-v1-ideas"

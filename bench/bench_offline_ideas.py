@@ -36,7 +36,7 @@ from ideagen.dedup import duplicates_against, opening_text
 from ideagen.gate import Gate
 from ideagen.providers import get_model
 from ideagen.store import Store
-from ideagen.template_context import bundled_template_dir, load_template
+from ideagen.template_prompt import bundled_template_dir, load_template
 
 TOPICS = ("evolutionary", "data augmentation", "regularization")
 

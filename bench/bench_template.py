@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ideagen import fashion_data  # noqa: E402
-from ideagen.template_tools import bundled_template_dir  # noqa: E402
+from ideagen.template_folder import bundled_template_dir  # noqa: E402
 
 THRESHOLDS = (0.91, 0.92, 0.93)
 

@@ -45,7 +45,7 @@ from ideagen.results import outcome_lessons
 from ideagen.review.lint import KNOWN_DATASETS, lint_idea
 from ideagen.schema import Idea
 from ideagen.store import SpendSummary, Store
-from ideagen.template_context import TemplateContext, summarize_ideas
+from ideagen.template_prompt import TemplateContext, summarize_ideas
 from ideagen.untrusted import fence
 from ideagen.workers import parallel_map
 

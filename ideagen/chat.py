@@ -23,7 +23,7 @@ from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import TemplateContext
+from ideagen.template_prompt import TemplateContext
 
 FENCED_JSON = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 CHAT_MAX_TOKENS = 2048

@@ -31,7 +31,7 @@ from ideagen.dedup import duplicates_against, opening_text
 from ideagen.review.lint import GateKind, LintFlag
 from ideagen.schema import Idea
 from ideagen.store import Store
-from ideagen.template_context import TemplateContext
+from ideagen.template_prompt import TemplateContext
 
 # Measured on 449 AI Scientist ideas against their own templates and 12 nonsense drafts
 # (bench/gate_calibration.txt). Lengths in words: real titles run 5-19, experiments 21-180;

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ideagen.ideafile import IdeaFileError, load_ideas
 from ideagen.resources import PROMPTS_PACKAGE, render_prompt
 from ideagen.schema import Idea
-from ideagen.template_context import TemplateContext
+from ideagen.template_prompt import TemplateContext
 
 EXAMPLES_FILE = "brainstorm_examples.json"
 # Seeds shown to the model: the shortest, since they are in every call's prompt (and a small

@@ -23,7 +23,7 @@ from ideagen.cli import main
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.store import Store
-from ideagen.template_context import load_template
+from ideagen.template_prompt import load_template
 from testkit.ideas import (
     CRITIQUE,
     DRAFT,

@@ -28,7 +28,7 @@ from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.review.report import render_archive_report
 from ideagen.store import Store
-from ideagen.template_context import load_template
+from ideagen.template_prompt import load_template
 from testkit.ideas import IDEA_BANK, idea_json, make_template
 from testkit.loopback import LoopbackServer, ReceivedRequest, Reply
 from tests.chromium import needs_chromium, run_chromium

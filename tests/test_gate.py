@@ -16,7 +16,7 @@ import pytest
 from ideagen.gate import Gate, TemplateTerms, grounding_problems, plain_english_problems
 from ideagen.idea_examples import gate_examples
 from ideagen.schema import Idea
-from ideagen.template_context import bundled_template_dir, load_template
+from ideagen.template_prompt import bundled_template_dir, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DATA = REPO / "bench" / "data"

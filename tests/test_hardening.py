@@ -700,7 +700,7 @@ HUGE_INT = '{"a": ' + "9" * 5000 + "}"
 def test_other_user_json_files_fail_in_one_line(text, tmp_path):
     from ideagen.providers.pricing import load_prices
     from ideagen.review.novelty import CorpusError, load_corpus
-    from ideagen.template_context import TemplateError, load_template
+    from ideagen.template_prompt import TemplateError, load_template
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(text + "\n")

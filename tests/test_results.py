@@ -277,7 +277,7 @@ def test_store_migrates_an_older_file(tmp_path):
 def test_brainstorm_for_the_template_is_told_the_outcomes(checkout, store, tmp_path, monkeypatch):
     from ideagen.brainstorm import Brainstorm
     from ideagen.providers import get_model
-    from ideagen.template_context import bundled_template_dir, load_template
+    from ideagen.template_prompt import bundled_template_dir, load_template
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-unused")
     model = get_model("openai", "gpt-4o-mini", store=store, base_url="http://127.0.0.1:9")

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ideagen import fashion_data, template_tools
+from ideagen import fashion_data, template_folder
 from ideagen.cli import main
 
-TEMPLATE = template_tools.bundled_template_dir()
+TEMPLATE = template_folder.bundled_template_dir()
 TRAIN_PER_CLASS, TEST_PER_CLASS = 100, 50
 METRICS = ("test_accuracy", "test_loss", "final_train_loss", "train_time")
 SEEDS = 2  # the template's default: at least two, so the stderrs mean something
@@ -177,9 +177,9 @@ def test_experiment_without_data_says_how_to_get_it(template_copy: Path, tmp_pat
 def test_scripts_import_only_what_the_ai_scientist_environment_has() -> None:
     """torch, numpy, matplotlib (its requirements.txt) and the standard library."""
     allowed = {"torch", "numpy", "matplotlib"} | set(sys.stdlib_module_names)
-    for name in template_tools.SCRIPTS:
+    for name in template_folder.SCRIPTS:
         tree = ast.parse((TEMPLATE / name).read_text())
-        assert template_tools.required_imports(tree) <= allowed, name
+        assert template_folder.required_imports(tree) <= allowed, name
 
 
 def test_plot_writes_figures_and_skips_missing_runs(quick_run: Path, data_dir: Path) -> None:
@@ -203,7 +203,7 @@ def test_plot_writes_figures_and_skips_missing_runs(quick_run: Path, data_dir: P
 
 
 def test_bundled_template_passes_the_static_check() -> None:
-    report = template_tools.check_template(TEMPLATE, static=True)
+    report = template_folder.check_template(TEMPLATE, static=True)
     assert report.problems == []
     assert any("6 valid ideas" in line for line in report.passed)
 
@@ -224,7 +224,9 @@ def test_shipped_baseline_is_a_real_full_run() -> None:
 
 
 def problems_of(folder: Path) -> list[str]:
-    return [str(problem) for problem in template_tools.check_template(folder, static=True).problems]
+    return [
+        str(problem) for problem in template_folder.check_template(folder, static=True).problems
+    ]
 
 
 def test_check_names_a_missing_file(template_copy: Path) -> None:
@@ -311,7 +313,7 @@ def test_check_imports_counts_the_templates_own_modules_and_optional_imports(
     )
     (template_copy / "helpers.py").write_text("")
     passed: list[str] = []
-    problems = template_tools.check_imports(template_copy, sys.executable, passed)
+    problems = template_folder.check_imports(template_copy, sys.executable, passed)
     assert [str(problem) for problem in problems] == [
         f"experiment.py: imports 'torchaudio', which {sys.executable} cannot import"
         " (install it there)"
@@ -320,14 +322,14 @@ def test_check_imports_counts_the_templates_own_modules_and_optional_imports(
 
 def test_check_passes_the_imports_for_this_environment(template_copy: Path) -> None:
     passed: list[str] = []
-    assert template_tools.check_imports(template_copy, sys.executable, passed) == []
+    assert template_folder.check_imports(template_copy, sys.executable, passed) == []
     prefix = f"{sys.executable} finds every import: "
     assert len(passed) == 1 and passed[0].startswith(prefix)
     assert {"torch", "numpy", "matplotlib"} <= set(passed[0].removeprefix(prefix).split(", "))
 
 
 def test_check_reports_an_interpreter_that_does_not_run(template_copy: Path) -> None:
-    problems = template_tools.check_imports(template_copy, "/nonexistent/python", [])
+    problems = template_folder.check_imports(template_copy, "/nonexistent/python", [])
     assert len(problems) == 1
     assert str(problems[0]).startswith("--python: /nonexistent/python: cannot run it")
 

@@ -17,7 +17,7 @@ from ideagen.cli._common import (
     show_estimate,
 )
 from ideagen.providers.base import ModelError
-from ideagen.template_context import TemplateError, bundled_template_dir, load_template
+from ideagen.template_prompt import TemplateError, bundled_template_dir, load_template
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

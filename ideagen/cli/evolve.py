@@ -26,7 +26,7 @@ from ideagen.evolve.niches import cell
 from ideagen.ideafile import atomic_write_text
 from ideagen.providers.base import ModelError
 from ideagen.review.report import render_archive_report
-from ideagen.template_context import TemplateError, bundled_template_dir, load_template
+from ideagen.template_prompt import TemplateError, bundled_template_dir, load_template
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -37,7 +37,7 @@ from ideagen.review.pipeline import (
     review_file,
 )
 from ideagen.review.report import render_report, summary_table
-from ideagen.template_context import TemplateError, load_template
+from ideagen.template_prompt import TemplateError, load_template
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_FAILED = 0, 1, 2
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ideagen import fashion_data, template_tools
+from ideagen import fashion_data, template_folder
 from ideagen.fashion_data import FashionDataError
-from ideagen.template_tools import TemplateToolError
+from ideagen.template_folder import TemplateToolError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 PYTHON_HELP = "the interpreter The AI Scientist runs experiment.py with (default: this one)"
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Scientist checkout (or its templates/ folder).",
     )
     install.add_argument("dest", type=Path, metavar="DEST")
-    install.add_argument("--name", default=template_tools.TEMPLATE_NAME, help="%(default)s")
+    install.add_argument("--name", default=template_folder.TEMPLATE_NAME, help="%(default)s")
     install.add_argument("--force", action="store_true", help="replace an existing copy")
     install.add_argument(
         "--no-baseline",
@@ -66,12 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check a template folder against The AI Scientist v1 contract",
         description="Name every problem: required files, prompt.json keys, seed ideas, the "
         "LaTeX template, and (unless --static) a real experiment.py run and plot.py in a "
-        f"temporary copy ({template_tools.QUICK_ENV}=1 is set to shorten templates that honour "
+        f"temporary copy ({template_folder.QUICK_ENV}=1 is set to shorten templates that honour "
         "it). Exit 0 only when everything holds.",
     )
     check.add_argument("folder", type=Path, metavar="DIR")
     check.add_argument("--static", action="store_true", help="check the files only, run nothing")
-    check.add_argument("--full", action="store_true", help=f"do not set {template_tools.QUICK_ENV}")
+    check.add_argument(
+        "--full", action="store_true", help=f"do not set {template_folder.QUICK_ENV}"
+    )
     check.add_argument(
         "--python",
         default=sys.executable,
@@ -84,13 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    print(template_tools.bundled_template_dir())
+    print(template_folder.bundled_template_dir())
     return EXIT_OK
 
 
 def run_install(args: argparse.Namespace) -> int:
     try:
-        target = template_tools.install(args.dest, name=args.name, force=args.force)
+        target = template_folder.install(args.dest, name=args.name, force=args.force)
     except TemplateToolError as exc:
         print(f"ideagen template install: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -114,7 +116,7 @@ def run_install(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        result = template_tools.baseline(target, python=args.python)
+        result = template_folder.baseline(target, python=args.python)
     except TemplateToolError as exc:
         print(f"ideagen template install: baseline failed: {exc}", file=sys.stderr)
         print(
@@ -146,7 +148,7 @@ def run_data(args: argparse.Namespace) -> int:
 
 def run_baseline(args: argparse.Namespace) -> int:
     try:
-        result = template_tools.baseline(args.folder, python=args.python)
+        result = template_folder.baseline(args.folder, python=args.python)
     except TemplateToolError as exc:
         print(f"ideagen template baseline: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -154,7 +156,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_result(result: template_tools.RunResult) -> None:
+def _print_result(result: template_folder.RunResult) -> None:
     print(f"baseline written to {result.out_dir} in {result.seconds:.1f} s")
     for dataset, means in result.means.items():
         for metric, value in means.items():
@@ -162,7 +164,7 @@ def _print_result(result: template_tools.RunResult) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    report = template_tools.check_template(
+    report = template_folder.check_template(
         args.folder,
         static=args.static,
         python=args.python,

@@ -47,7 +47,7 @@ from ideagen.resources import render_prompt
 from ideagen.review.judge import Judge, run_tournament
 from ideagen.schema import Idea
 from ideagen.store import ArchiveEntry, SpendSummary, Store
-from ideagen.template_context import TemplateContext, summarize_ideas
+from ideagen.template_prompt import TemplateContext, summarize_ideas
 
 MUTATIONS = ("sharpen", "mechanism", "measure", "move")
 OPERATORS = (*MUTATIONS, "crossover")

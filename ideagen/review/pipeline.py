@@ -47,7 +47,7 @@ from ideagen.review.novelty import (
 )
 from ideagen.schema import MAX_FIELD_CHARS, RATING_FIELDS, Idea, oversized
 from ideagen.store import SpendSummary, Store
-from ideagen.template_context import TemplateContext
+from ideagen.template_prompt import TemplateContext
 from ideagen.workers import parallel_map
 
 NoveltyMode = Literal["online", "offline", "off"]

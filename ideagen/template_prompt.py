@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ideagen import template_tools
+from ideagen import template_folder
 from ideagen.ideafile import unusable_json
 from ideagen.resources import render_prompt
 from ideagen.schema import Idea
@@ -29,7 +29,7 @@ class TemplateError(Exception):
 
 def bundled_template_dir() -> Path:
     """The FashionMNIST template shipped with ideagen."""
-    return template_tools.bundled_template_dir()
+    return template_folder.bundled_template_dir()
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def load_template(folder: str | Path) -> TemplateContext:
     bundled = folder == bundled_template_dir().resolve()
     return TemplateContext(
         folder=folder,
-        name=template_tools.TEMPLATE_NAME if bundled else folder.name,
+        name=template_folder.TEMPLATE_NAME if bundled else folder.name,
         system=prompt["system"].strip(),
         task_description=prompt["task_description"],
         experiment_code=code,
