@@ -616,15 +616,21 @@ def test_an_injected_idea_stays_inside_the_fence_of_the_judge_prompt(server, ant
     assert "not instructions" in hostile_prompt.split(f"<<<{tag}")[0]
 
 
-def test_novelty_and_dedup_prompts_fence_the_idea(server, anthropic_env, store):
+def test_novelty_dedup_and_evolve_prompts_fence_the_idea(server, anthropic_env, store):
     from ideagen.dedup.judge import _question
+    from ideagen.evolve.search import _shown
     from ideagen.review.novelty import _idea_block
 
     hostile = Idea.from_entry(idea_entry("plain", "Plain idea", HOSTILE))
-    for prompt in (_idea_block(hostile), _question(hostile, hostile)):
+    as_json = json.dumps(HOSTILE, ensure_ascii=False)[1:-1]
+    for prompt, text in (
+        (_idea_block(hostile), HOSTILE),
+        (_question(hostile, hostile), HOSTILE),
+        (_shown(hostile), as_json),
+    ):
         blocks = FENCE.findall(prompt)
-        assert blocks and all(HOSTILE in inside and tag not in inside for tag, inside in blocks)
-        assert HOSTILE not in FENCE.sub("", prompt)
+        assert blocks and all(text in inside and tag not in inside for tag, inside in blocks)
+        assert text not in FENCE.sub("", prompt)
 
 
 # 6. cost guard

@@ -48,6 +48,7 @@ from ideagen.review.judge import Judge, run_tournament
 from ideagen.schema import Idea
 from ideagen.store import ArchiveEntry, SpendSummary, Store
 from ideagen.template_prompt import TemplateContext, summarize_ideas
+from ideagen.untrusted import fence
 
 MUTATIONS = ("sharpen", "mechanism", "measure", "move")
 OPERATORS = (*MUTATIONS, "crossover")
@@ -490,8 +491,9 @@ class Evolve:
         values: dict[str, object] = {"topic": self.topic}
         if task.operator == "fill":
             values["niche"] = self.spec.describe(task.target)
-            values["existing_ideas"] = summarize_ideas(
-                [e.idea for e in self.archive.judged_ideas()]
+            values["existing_ideas"] = fence(
+                summarize_ideas([e.idea for e in self.archive.judged_ideas()]),
+                "list of existing ideas",
             )
         elif task.operator == "crossover":
             values["first"] = _shown(task.parents[0].idea)
@@ -631,7 +633,8 @@ class Evolve:
 
 
 def _shown(idea: Idea) -> str:
-    return json.dumps(draft_fields(idea), indent=2, ensure_ascii=False)
+    """An elite as the model sees it: its text came from a file or a model, so it is fenced."""
+    return fence(json.dumps(draft_fields(idea), indent=2, ensure_ascii=False))
 
 
 def _preload_embedding_model() -> None:
