@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 BLOCK_ROWS = 2048
 
@@ -19,6 +18,8 @@ def nearest(vectors: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     sims = np.full((n, count), -np.inf, dtype=np.float64)
     if width <= 0:
         return indices, sims
+    import torch  # here, not at the top: every command imports dedup, few run it
+
     matrix = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     with torch.no_grad():
         for start in range(0, n, BLOCK_ROWS):

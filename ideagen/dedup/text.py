@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ideagen.schema import Idea
 
@@ -63,6 +62,8 @@ class Tfidf:
     weighed with the same IDF."""
 
     def __init__(self, documents: Sequence[list[str]]):
+        from sklearn.feature_extraction.text import TfidfVectorizer  # slow import, used late
+
         self.vectorizer = TfidfVectorizer(analyzer=_as_is, sublinear_tf=True, dtype=np.float64)
         self.idf: dict[str, float] = {}
         if not any(documents):  # no content word at all: every similarity is 0
