@@ -1,0 +1,13 @@
+(function () {
+  function open(hash) {
+    var target = hash && document.getElementById(hash.slice(1));
+    if (target && target.tagName === 'DETAILS') { target.open = true; target.scrollIntoView(); }
+  }
+  document.querySelectorAll('#archive-grid td.niche[data-entry]').forEach(function (cell) {
+    cell.addEventListener('click', function (event) {
+      event.preventDefault();
+      open('#elite-' + cell.getAttribute('data-entry'));
+    });
+  });
+  open(location.hash);
+})();
