@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +43,7 @@ from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelEr
 from ideagen.resources import render_prompt
 from ideagen.results import outcome_lessons
 from ideagen.review.lint import KNOWN_DATASETS, lint_idea
-from ideagen.schema import Idea
+from ideagen.schema import DraftName, Idea, IdeaExperiment, IdeaTitle, Rating
 from ideagen.store import SpendSummary, Store
 from ideagen.template_prompt import TemplateContext, summarize_ideas
 from ideagen.untrusted import fence
@@ -67,24 +67,10 @@ SAVE_GRACE_S = 10.0  # after Ctrl-C, how long an idea being written may take to 
 CRITIQUE_MAX_TOKENS = 1400
 
 
-IdeaName = Annotated[
-    str, Field(min_length=1, max_length=100, description="a short lowercase identifier")
-]
-IdeaTitle = Annotated[str, Field(min_length=1, description="the title of a paper about the idea")]
-IdeaExperiment = Annotated[
-    str,
-    Field(
-        min_length=1,
-        description="what to change in experiment.py and what to measure, in one paragraph",
-    ),
-]
-Rating = Annotated[int, Field(ge=1, le=10)]
-
-
 class IdeaDraft(BaseModel):
     """An idea as the model writes it; `to_idea` turns it into a valid file entry."""
 
-    Name: IdeaName
+    Name: DraftName
     Title: IdeaTitle
     Experiment: IdeaExperiment
     Interestingness: Rating
@@ -132,7 +118,7 @@ class Critique(BaseModel):
 
     critique: str = Field(min_length=1, description="what is weak, in two or three sentences")
     done: bool = Field(description="yes only when nothing important is left to improve")
-    Name: IdeaName
+    Name: DraftName
     Title: IdeaTitle
     Experiment: IdeaExperiment
     Interestingness: Rating

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -22,18 +22,36 @@ REQUIRED_FIELDS = TEXT_FIELDS + RATING_FIELDS
 # pasted log, a generated file) that a paid model would bill on every call showing it.
 MAX_FIELD_CHARS = 20_000
 
+# The parts of an idea, declared once: the file's Idea, the model's draft and critique, and the
+# judge's scores are composed from them, so every schema a provider is sent says the same thing.
+# The local model's grammar turns a Rating's bounds into the enum 1..10.
+Rating = Annotated[int, Field(ge=1, le=10)]
+IdeaTitle = Annotated[str, Field(min_length=1, description="the title of a paper about the idea")]
+IdeaExperiment = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="what to change in experiment.py and what to measure, in one paragraph",
+    ),
+]
+# What the model writes as a name; `IdeaDraft.to_idea` slugifies it into a file Name.
+DraftName = Annotated[
+    str, Field(min_length=1, max_length=100, description="a short lowercase identifier")
+]
+IdeaName = Annotated[str, Field(pattern=rf"^{NAME_PATTERN.pattern}$")]
+
 
 class Idea(BaseModel):
     """One idea. Extra keys are allowed and kept; `key_order` remembers the file's order."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    Name: str = Field(pattern=rf"^{NAME_PATTERN.pattern}$")
-    Title: str = Field(min_length=1)
-    Experiment: str = Field(min_length=1)
-    Interestingness: int = Field(ge=1, le=10)
-    Feasibility: int = Field(ge=1, le=10)
-    Novelty: int = Field(ge=1, le=10)
+    Name: IdeaName
+    Title: IdeaTitle
+    Experiment: IdeaExperiment
+    Interestingness: Rating
+    Feasibility: Rating
+    Novelty: Rating
     novel: bool | None = None
 
     _key_order: list[str] = PrivateAttr(default_factory=list)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from ideagen.providers.base import LanguageModel, Message, ModelError
 from ideagen.resources import render_prompt
-from ideagen.schema import RATING_FIELDS, Idea
+from ideagen.schema import RATING_FIELDS, Idea, Rating
 from ideagen.untrusted import fence
 
 NO_TEMPLATE = (
@@ -37,11 +37,11 @@ class JudgeScore(BaseModel):
 
     # Each reason comes before its score, so the model argues first and scores after.
     interestingness_rationale: str = Field(min_length=1)
-    Interestingness: int = Field(ge=1, le=10)
+    Interestingness: Rating
     feasibility_rationale: str = Field(min_length=1)
-    Feasibility: int = Field(ge=1, le=10)
+    Feasibility: Rating
     novelty_rationale: str = Field(min_length=1)
-    Novelty: int = Field(ge=1, le=10)
+    Novelty: Rating
 
     def ratings(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in RATING_FIELDS}
