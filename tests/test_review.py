@@ -741,7 +741,7 @@ def test_offline_review_with_the_local_model(tmp_path, capsys, monkeypatch):
     assert code == 0, stderr
     assert "local Qwen2.5-Coder-1.5B-Instruct" in stderr
     (idea,) = load_ideas(out).ideas
-    assert isinstance(idea.novel, bool)
+    assert idea.novel is None, "with --novelty off an idea that had no verdict gets none"
     rationales = idea.model_extra["review"].get("rationales")
     if rationales is not None:
         assert all(text.strip() for text in rationales.values()), "the model wrote each reason"
