@@ -14,8 +14,10 @@ import pytest
 from ideagen import embeddings
 from ideagen.cli import main
 from ideagen.dedup import duplicates_against, find_duplicates, judgment_key
+from ideagen.dedup.judge import JUDGE_KIND
 from ideagen.dedup.linkage import MAX_CROSS_PAIRS
 from ideagen.dedup.pairs import CANDIDATES
+from ideagen.dedup.parts import PARTS_KIND, parts_key, read_parts
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.schema import Idea
 from ideagen.store import Store
@@ -287,26 +289,78 @@ def test_threshold_outside_zero_and_one_is_refused(capsys, ideas_file: Path):
     assert code == 2 and out == "" and "--threshold" in err
 
 
-# the judge, against the loopback server
+# the model (judge and reader of parts), against the loopback server
+
+SMOOTHED_LABELS = (  # the same experiment as label_smoothing_sweep, in other words
+    "smoothed_labels",
+    "Label Smoothing against Overconfidence",
+    "Smooth the one-hot labels with epsilon 0.1 in the loss and measure expected "
+    "calibration error and test accuracy.",
+)
+CONFIDENCE_PENALTY = (  # another change to the loss for calibration: related
+    "confidence_penalty",
+    "Confidence Penalty Regularization for Calibration",
+    "Add an entropy penalty on the softmax output to the loss and measure expected "
+    "calibration error and test accuracy against the baseline.",
+)
+SAME_EXPERIMENTS = [
+    {"label_smoothing_sweep", "smoothed_labels"},
+    {"label_smoothing_sweep", "label_smoothing_again"},
+    {"cosine_lr_schedule", "cosine_annealing"},
+]
+# The scripted model's reading of the cosine pair: one change and one measurement, worded alike
+COSINE_PARTS = {
+    "change": "cosine annealing learning rate schedule with optional warmup",
+    "measure": "convergence speed and final test accuracy",
+}
 
 
-def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
-    loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, store: Store
-):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
-    same_experiment = {"label_smoothing_sweep", "smoothed_labels"}
+class ScriptedDedupModel:
+    """Answers the dedup calls as a model would, told apart by their purpose: the judge calls
+    the pairs in SAME_EXPERIMENTS duplicates (with `self_consistent` False, it still says
+    "duplicate" but calls the two changes different) and others related; the parts reader
+    answers COSINE_PARTS for the cosine ideas, a sentence from the Title for any other idea,
+    and text that is no JSON for the ideas named in `unreadable`."""
 
-    def answer(request):
-        names = {
+    def __init__(self, self_consistent: bool = True, unreadable: frozenset[str] = frozenset()):
+        self.self_consistent = self_consistent
+        self.unreadable = unreadable
+        self.judged: list[set[str]] = []
+        self.read: list[str] = []  # the Name of every idea the parts reader was asked about
+
+    def __call__(self, request) -> Reply:
+        # the first user message shows the idea(s); a repair request adds messages after it
+        names = [
             line.split(": ", 1)[1]
-            for line in request.last_user_text.splitlines()
+            for line in request.messages[0][1].splitlines()
             if line.startswith("Name: ")
-        }
-        verdict = "duplicate" if names == same_experiment else "related"
-        return Reply(json.dumps({"verdict": verdict, "reason": "decided by the change made"}))
+        ]
+        if request.purpose == "dedup judge":
+            self.judged.append(set(names))
+            same = set(names) in SAME_EXPERIMENTS
+            answer = {
+                "change_a": f"what {names[0]} changes",
+                "change_b": f"what {names[1]} changes",
+                "same_change": same and self.self_consistent,
+                "same_measurement": same,
+                "verdict": "duplicate" if same else "related",
+                "reason": "decided by the change made",
+            }
+            return Reply(json.dumps(answer))
+        assert request.purpose.startswith("dedup parts"), request.purpose
+        (name,) = names
+        self.read.append(name)
+        if name in self.unreadable:
+            return Reply("I would rather describe this idea in prose.")
+        if name.startswith("cosine"):
+            return Reply(json.dumps(COSINE_PARTS))
+        title = next(row[1] for row in (*OWN_IDEAS, EXACT_COPY, SMOOTHED_LABELS) if row[0] == name)
+        return Reply(json.dumps({"change": title, "measure": "test accuracy"}))
 
-    loopback.responder = answer
-    judge = get_model(
+
+def loopback_model(loopback: LoopbackServer, store: Store, scripted: ScriptedDedupModel):
+    loopback.responder = scripted
+    return get_model(
         "openai",
         "gpt-judge",
         store=store,
@@ -315,32 +369,104 @@ def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
             base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=5, total_timeout_s=10
         ),
     )
-    smoothed_labels = (  # the same experiment as label_smoothing_sweep, in other words
-        "smoothed_labels",
-        "Label Smoothing against Overconfidence",
-        "Smooth the one-hot labels with epsilon 0.1 in the loss and measure expected "
-        "calibration error and test accuracy.",
-    )
-    confidence_penalty = (  # another change to the loss for calibration: related
-        "confidence_penalty",
-        "Confidence Penalty Regularization for Calibration",
-        "Add an entropy penalty on the softmax output to the loss and measure expected "
-        "calibration error and test accuracy against the baseline.",
-    )
-    ideas = [make_idea(*row) for row in (*OWN_IDEAS, smoothed_labels, confidence_penalty)]
+
+
+def test_judge_is_asked_about_uncertain_pairs_only_and_answers_are_kept(
+    loopback: LoopbackServer, store: Store
+):
+    scripted = ScriptedDedupModel()
+    judge = loopback_model(loopback, store, scripted)
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, SMOOTHED_LABELS, CONFIDENCE_PENALTY)]
     assert find_duplicates(ideas, store).index_groups() == []
     result = find_duplicates(ideas, store, judge=judge)
-    asked = loopback.requests_for("openai")
-    assert 0 < len(asked) == result.pairs_judged < result.pairs_scored
-    assert "distinct" in asked[0].system_text and "related" in asked[0].system_text
+    asked = [r for r in loopback.requests_for("openai") if r.purpose == "dedup judge"]
+    assert 0 < len(asked) == len(scripted.judged) == result.pairs_judged < result.pairs_scored
+    assert "distinct" in asked[0].system_text and "same_change" in asked[0].system_text
     assert result.index_groups() == [[0, 8]]
     (evidence,) = result.clusters[0].evidence.values()
     assert (evidence.verdict, evidence.judge_reason) == ("duplicate", "decided by the change made")
     assert "decided by the change made" in next(iter(result.clusters[0].reasons.values()))
-    assert store.get_judgment("dedup", judgment_key(ideas[0], ideas[8]), "gpt-judge") == {
-        "verdict": "duplicate",
-        "reason": "decided by the change made",
-    }
+    kept = store.get_judgment(JUDGE_KIND, judgment_key(ideas[0], ideas[8]), "gpt-judge")
+    assert (kept["verdict"], kept["same_change"], kept["same_measurement"]) == (
+        "duplicate",
+        True,
+        True,
+    )
+    requests_before = len(loopback.requests_for("openai"))
     again = find_duplicates(ideas, store, judge=judge)
-    assert len(loopback.requests_for("openai")) == len(asked)
+    assert len(loopback.requests_for("openai")) == requests_before
     assert again.index_groups() == result.index_groups()
+
+
+def test_a_duplicate_verdict_the_judges_own_answers_contradict_is_not_counted(
+    loopback: LoopbackServer, store: Store
+):
+    scripted = ScriptedDedupModel(self_consistent=False)
+    judge = loopback_model(loopback, store, scripted)
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, SMOOTHED_LABELS, CONFIDENCE_PENALTY)]
+    result = find_duplicates(ideas, store, judge=judge)
+    assert {"label_smoothing_sweep", "smoothed_labels"} in scripted.judged
+    kept = store.get_judgment(JUDGE_KIND, judgment_key(ideas[0], ideas[8]), "gpt-judge")
+    assert (kept["verdict"], kept["same_change"]) == ("duplicate", False)
+    assert result.index_groups() == []
+
+
+def test_the_model_reads_each_compared_idea_once_and_its_parts_are_compared(
+    loopback: LoopbackServer, store: Store
+):
+    ideas = [make_idea(*row) for row in (*OWN_IDEAS, EXACT_COPY, PARAPHRASE)]
+    offline = find_duplicates(ideas, store)
+    assert offline.index_groups() == [[0, 8], [2, 9]]
+    offline_cosine = next(iter(offline.clusters[1].evidence.values()))
+    assert offline_cosine.parts_from == "rules" and offline_cosine.change < 0.95
+
+    scripted = ScriptedDedupModel()
+    result = find_duplicates(ideas, store, judge=loopback_model(loopback, store, scripted))
+    assert result.index_groups() == [[0, 8], [2, 9]]
+    # only the ideas whose parts are compared (the merged ones) are read, each once
+    merged = {ideas[m].Name for cluster in result.clusters for m in cluster.members}
+    assert sorted(scripted.read) == sorted(merged)
+    cosine = next(iter(result.clusters[1].evidence.values()))
+    # the model worded both cosine ideas' change and measurement alike: the comparison says so
+    assert cosine.parts_from == "model" and cosine.parts_note is None
+    assert cosine.change == pytest.approx(1.0) and cosine.measure == pytest.approx(1.0)
+    assert "parts read by the model" in next(iter(result.clusters[1].reasons.values()))
+    assert store.get_judgment(PARTS_KIND, parts_key(ideas[9]), "gpt-judge") == COSINE_PARTS
+
+    # another run, another model object on the same store: nothing is read again
+    rerun = ScriptedDedupModel()
+    again = find_duplicates(ideas, store, judge=loopback_model(loopback, store, rerun))
+    assert rerun.read == [] and rerun.judged == []
+    assert next(iter(again.clusters[1].evidence.values())) == cosine
+
+
+def test_an_unusable_parts_reply_falls_back_to_the_rule_based_parse_with_a_note(
+    loopback: LoopbackServer, store: Store
+):
+    new, existing = [make_idea(*PARAPHRASE)], [make_idea(*row) for row in OWN_IDEAS]
+    (offline,) = duplicates_against(new, existing, store)
+    scripted = ScriptedDedupModel(unreadable=frozenset({"cosine_annealing"}))
+    (match,) = duplicates_against(
+        new, existing, store, judge=loopback_model(loopback, store, scripted)
+    )
+    assert (match.i, match.j) == (offline.i, offline.j) == (0, 2)
+    assert "cosine_annealing" in scripted.read and "cosine_lr_schedule" in scripted.read
+    evidence = match.evidence
+    assert evidence.parts_from == "rules"
+    assert "cosine_annealing" in evidence.parts_note and "rule-based" in evidence.parts_note
+    assert evidence.parts_note in match.why
+    assert (evidence.change, evidence.measure) == (
+        offline.evidence.change,
+        offline.evidence.measure,
+    )
+    # the unusable answer is not kept (a later run asks again); the usable one is
+    assert store.get_judgment(PARTS_KIND, parts_key(new[0]), "gpt-judge") is None
+    assert store.get_judgment(PARTS_KIND, parts_key(existing[2]), "gpt-judge") == COSINE_PARTS
+
+
+def test_parts_without_a_model_are_the_rule_based_parse(store: Store):
+    idea = make_idea(*OWN_IDEAS[2])
+    read = read_parts(idea, store)
+    assert read.source == "rules" and read.note is None
+    assert read.parts.change.startswith("cosine lr schedule Cosine Learning Rate Decay")
+    assert read.parts.measure == "Compare convergence speed and final test accuracy."

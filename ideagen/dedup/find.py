@@ -72,12 +72,13 @@ def find_duplicates(
     """Groups of ideas that are the same experiment, each with the member to keep.
 
     `scores` (index -> review score), when given, decides which member is kept; otherwise the
-    most specific Experiment is kept. `judge` is asked about the pairs near the threshold.
+    most specific Experiment is kept. `judge` is asked about the pairs near the threshold, and
+    reads what each merged idea changes and measures for the evidence.
     """
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if len(ideas) < 2:
         return DedupResult(clusters=[], threshold=threshold, pairs_scored=0)
-    scorer = PairScorer(ideas, store)
+    scorer = PairScorer(ideas, store, parts_model=judge)
     first, second = scorer.candidate_pairs()
     probabilities = scorer.score(first, second)
     answers = {}
@@ -89,7 +90,7 @@ def find_duplicates(
         second,
         probabilities,
         scorer.score,
-        {pair: float(answer.verdict == "duplicate") for pair, answer in answers.items()},
+        {pair: float(answer.duplicate) for pair, answer in answers.items()},
     )
     groups = average_linkage(
         pair_scores, scorer.linear_score(), threshold, threshold - LINK_FLOOR_SLACK
@@ -114,7 +115,7 @@ def duplicates_against(
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     if not ideas or not existing:
         return []
-    scorer = PairScorer([*ideas, *existing], store)
+    scorer = PairScorer([*ideas, *existing], store, parts_model=judge)
     first, second = scorer.candidate_pairs()
     across = (first < len(ideas)) & (second >= len(ideas))
     first, second = first[across], second[across]
@@ -125,7 +126,7 @@ def duplicates_against(
     found = [
         ((a, b), p)
         for a, b, p in zip(first.tolist(), second.tolist(), probabilities.tolist(), strict=True)
-        if (answers[(a, b)].verdict == "duplicate" if (a, b) in answers else p >= threshold)
+        if (answers[(a, b)].duplicate if (a, b) in answers else p >= threshold)
     ]
     matches = []
     for evidence in scorer.evidence([pair for pair, _ in found], [p for _, p in found]):
@@ -158,8 +159,12 @@ def _judge_uncertain(
 
 
 def _add_answer(evidence: PairEvidence, answer: JudgeAnswer | None) -> None:
-    if answer is not None:
-        evidence.verdict, evidence.judge_reason = answer.verdict, answer.reason
+    if answer is None:
+        return
+    evidence.verdict, evidence.judge_reason = answer.verdict, answer.reason
+    if answer.verdict == "duplicate" and not answer.duplicate:
+        differ = "change" if not answer.same_change else "measurement"
+        evidence.judge_reason += f" (not counted: the judge also called the {differ}s different)"
 
 
 def _describe(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ideagen.embeddings import content_hash
 from ideagen.providers.base import LanguageModel, Message
@@ -16,13 +16,27 @@ from ideagen.untrusted import fence
 
 # With --judge, pairs whose probability lies within this distance of the threshold are asked.
 UNCERTAIN_BAND = 0.25
+JUDGE_KIND = "dedup_judge"  # the store's judgment kind for the answers
 
 Verdict = Literal["duplicate", "related", "distinct"]
 
 
+# The fields are generated in this order: a small model names each idea's change and answers
+# the two deciding questions before it gives a verdict, so the verdict follows from what it
+# wrote rather than from how alike the two texts read.
 class JudgeAnswer(BaseModel):
+    change_a: str = Field(description="what idea A changes in the experiment, in a few words")
+    change_b: str = Field(description="what idea B changes in the experiment, in a few words")
+    same_change: bool = Field(description="whether A and B make the same change by one method")
+    same_measurement: bool = Field(description="whether A and B measure the same thing")
     verdict: Verdict
-    reason: str
+    reason: str = Field(description="one sentence: which change and measurement decided it")
+
+    @property
+    def duplicate(self) -> bool:
+        # A duplicate counts only when the verdict agrees with the model's own two answers: a
+        # small model that says "duplicate" of two changes it called different is not trusted.
+        return self.verdict == "duplicate" and self.same_change and self.same_measurement
 
 
 def ask_judge(
@@ -36,7 +50,7 @@ def ask_judge(
     answers = []
     for left, right in pairs:
         key = judgment_key(left, right)
-        answer = store.get_judgment("dedup", key, judge.model)
+        answer = store.get_judgment(JUDGE_KIND, key, judge.model)
         if answer is None:
             reply = judge.structured(
                 [Message(role="user", content=_question(left, right))],
@@ -47,7 +61,7 @@ def ask_judge(
                 purpose="dedup judge",
             )
             answer = reply.model_dump()
-            store.put_judgment("dedup", key, judge.model, answer)
+            store.put_judgment(JUDGE_KIND, key, judge.model, answer)
         answers.append(JudgeAnswer.model_validate(answer))
     return answers
 
@@ -63,4 +77,8 @@ def _question(left: Idea, right: Idea) -> str:
         shown = f"Name: {idea.Name}\nTitle: {idea.Title}\nExperiment: {idea.Experiment}"
         return f"Idea {label}:\n{fence(shown)}"
 
-    return f"{show('A', left)}\n\n{show('B', right)}\n\nAre A and B duplicates?"
+    return (
+        f"{show('A', left)}\n\n{show('B', right)}\n\n"
+        "What does each idea change? Is it the same change? Do they measure the same thing? "
+        "Then: are A and B duplicates?"
+    )

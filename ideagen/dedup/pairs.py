@@ -12,12 +12,14 @@ chosen by leave-one-template-out cross-validation on a hand-labelled dev set (se
 bench/bench_dedup.py): signals that helped within a template but not on a template the fit
 never saw (how alike an idea's neighbours are; change and measure compared separately) were
 left out of the score. Those part-by-part similarities are still measured for every merge, as
-evidence a reader can check.
+evidence a reader can check: from the model's reading of each idea when a model is given
+(parts.py), else from the rule-based parse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -25,9 +27,10 @@ from scipy import sparse
 
 from ideagen.dedup.linkage import LinearScore
 from ideagen.dedup.neighbours import nearest
-from ideagen.dedup.parts import split_parts
+from ideagen.dedup.parts import ReadParts, read_parts, split_parts
 from ideagen.dedup.text import Tfidf, idea_terms, opening_text, terms
 from ideagen.embeddings import embed
+from ideagen.providers.base import LanguageModel
 from ideagen.schema import Idea
 from ideagen.store import Store
 
@@ -50,6 +53,14 @@ class PairEvidence(BaseModel):
     wording: float = Field(description="TF-IDF cosine of the whole ideas")
     change: float = Field(description="TF-IDF cosine of what the ideas change")
     measure: float = Field(description="TF-IDF cosine of what the ideas measure")
+    parts_from: Literal["model", "rules"] = Field(
+        default="rules",
+        description="whose change and measure were compared: the model's reading of both "
+        "ideas, or the rule-based parse of both",
+    )
+    parts_note: str | None = Field(
+        default=None, description="why the rule-based parse was compared although a model was"
+    )
     shared_terms: list[str] = Field(description="the rarest terms both ideas use")
     verdict: str | None = Field(default=None, description="the judge model's answer")
     judge_reason: str | None = Field(default=None, description="the judge's one-line reason")
@@ -62,6 +73,10 @@ class PairEvidence(BaseModel):
         )
         if self.shared_terms:
             text += f"; shared: {', '.join(self.shared_terms)}"
+        if self.parts_from == "model":
+            text += "; parts read by the model"
+        if self.parts_note:
+            text += f"; {self.parts_note}"
         if self.verdict is not None:
             text += f"; judge: {self.verdict}"
             if self.judge_reason:
@@ -77,11 +92,17 @@ class PairScorer:
     """Scores pairs of ideas within one context (the ideas being deduplicated together).
 
     The context matters: IDF comes from it, and candidate pairs are each idea's CANDIDATES
-    nearest ideas by meaning, so no all-pairs product is ever formed.
+    nearest ideas by meaning, so no all-pairs product is ever formed. With `parts_model`, the
+    change and measure of an idea whose parts are compared are the model's reading of it.
     """
 
-    def __init__(self, ideas: Sequence[Idea], store: Store):
+    def __init__(
+        self, ideas: Sequence[Idea], store: Store, parts_model: LanguageModel | None = None
+    ):
         self.ideas = list(ideas)
+        self.store = store
+        self.parts_model = parts_model
+        self._read: dict[int, ReadParts] = {}  # idea index -> its parts, read when first compared
         openings = [opening_text(idea) for idea in self.ideas]
         self.vectors = embed(openings, store)
         self.term_lists = [idea_terms(idea) for idea in self.ideas]
@@ -89,7 +110,6 @@ class PairScorer:
         self.idf = tfidf.idf
         self.tfidf = tfidf.matrix
         self._tfidf = tfidf
-        self._parts: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
         # Ideas with the same opening have the same vector: the neighbour search runs over one
         # idea per opening, or 21 copies of one opening would fill each other's candidates
         # and hide every other idea from them.
@@ -120,16 +140,41 @@ class PairScorer:
         meaning = np.einsum("ij,ij->i", self.vectors[i], self.vectors[j])
         return np.column_stack([meaning, row_dots(self.tfidf, i, j)])
 
+    def read_parts(self, index: int) -> ReadParts:
+        """The idea's change and measure, read once per scorer (and by the model once ever)."""
+        if index not in self._read:
+            self._read[index] = read_parts(self.ideas[index], self.store, self.parts_model)
+        return self._read[index]
+
     def part_similarities(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """One row per pair: TF-IDF cosine of what the ideas change, and of what they measure."""
-        if self._parts is None:
-            parts = [split_parts(idea) for idea in self.ideas]
-            self._parts = (
-                self._tfidf.transform([terms(part.change) for part in parts]),
-                self._tfidf.transform([terms(part.measure) for part in parts]),
-            )
-        change, measure = self._parts
-        return np.column_stack([row_dots(change, i, j), row_dots(measure, i, j)])
+        """One row per pair: TF-IDF cosine of what the ideas change, and of what they measure.
+
+        A pair is compared by the model's parts when the model read both ideas, else both
+        sides by the rule-based parse (a model's sentence against a parse of the whole text
+        would measure the difference of the two readings).
+        """
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        needed = np.unique(np.concatenate([i, j]))
+        position = {index: k for k, index in enumerate(needed.tolist())}
+        left = np.array([position[index] for index in i.tolist()], dtype=np.int64)
+        right = np.array([position[index] for index in j.tolist()], dtype=np.int64)
+        read = [self.read_parts(index) for index in needed.tolist()]
+        by_model = np.array(
+            [read[a].source == read[b].source == "model" for a, b in zip(left, right, strict=True)],
+            dtype=bool,
+        )
+        similarities = np.zeros((len(i), 2))
+        rules = [split_parts(self.ideas[index]) for index in needed.tolist()]
+        choices = [(rules, ~by_model), ([r.parts for r in read], by_model)]
+        for parts, chosen in choices:
+            if chosen.any():
+                change = self._tfidf.transform([terms(part.change) for part in parts])
+                measure = self._tfidf.transform([terms(part.measure) for part in parts])
+                a, b = left[chosen], right[chosen]
+                similarities[chosen] = np.column_stack(
+                    [row_dots(change, a, b), row_dots(measure, a, b)]
+                )
+        return similarities
 
     def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return probability(self.features(i, j))
@@ -146,19 +191,25 @@ class PairScorer:
         rows = np.column_stack(
             [self.features(first, second), self.part_similarities(first, second)]
         )
-        return [
-            PairEvidence(
-                i=i,
-                j=j,
-                score=score,
-                meaning=row[0],
-                wording=row[1],
-                change=row[2],
-                measure=row[3],
-                shared_terms=self.shared_terms(i, j),
+        evidence = []
+        for (i, j), score, row in zip(pairs, scores, rows.tolist(), strict=True):
+            read = (self.read_parts(i), self.read_parts(j))
+            notes = [side.note for side in read if side.note]
+            evidence.append(
+                PairEvidence(
+                    i=i,
+                    j=j,
+                    score=score,
+                    meaning=row[0],
+                    wording=row[1],
+                    change=row[2],
+                    measure=row[3],
+                    parts_from="model" if all(side.source == "model" for side in read) else "rules",
+                    parts_note="; ".join(notes) or None,
+                    shared_terms=self.shared_terms(i, j),
+                )
             )
-            for (i, j), score, row in zip(pairs, scores, rows.tolist(), strict=True)
-        ]
+        return evidence
 
     def shared_terms(self, i: int, j: int, count: int = 4) -> list[str]:
         """The rarest terms (highest IDF here) that both ideas use."""
