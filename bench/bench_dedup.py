@@ -5,7 +5,9 @@
     python bench/bench_dedup.py --sizes          # quality only
     python bench/bench_dedup.py --worst-case     # + 10,000 near-copies of one idea
     python bench/bench_dedup.py --fit            # refit the combiner and print its constants
-    python bench/bench_dedup.py --sizes --judge local   # + a judge model on the uncertain band
+    python bench/bench_dedup.py --sizes --judge local --judge-limit 30 --parts-limit 4
+        # + a judge model on (a sample of) the dev pairs in the uncertain band: those pairs'
+        # F1 without and with the judge, its verdicts, seconds per call, calls per 100 ideas
 
 Quality: bench/dedup_devset.jsonl holds pairs of ideas from the AI Scientist's own idea files
 (bench/data/ai-scientist-v1-ideas/, Apache-2.0, see its NOTICE), referenced by file, index and
@@ -51,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ideagen import embeddings  # noqa: E402
-from ideagen.dedup import find, judge, pairs, text  # noqa: E402
+from ideagen.dedup import find, judge, pairs, parts, text  # noqa: E402
 from ideagen.providers import get_model  # noqa: E402
 from ideagen.schema import Idea  # noqa: E402
 from ideagen.store import Store  # noqa: E402
@@ -168,36 +170,75 @@ def leave_one_template_out(features, truth, templates, single_feature=False):
     return predicted, thresholds
 
 
-def judged(store, provider, contexts, rows, shipped, truth, limit):
-    """Rows of the table for the judge on the uncertain band, and its calls per 100 ideas."""
+def judged(store, provider, contexts, rows, shipped, truth, limit, parts_limit):
+    """Rows of the table for the judge on the uncertain band (the same pairs without and with
+    it), and notes: its verdicts by label, seconds per call, calls per 100 ideas."""
     model = get_model(provider, store=store)
+    name = f"{provider}/{model.model}"
     band = np.nonzero(np.abs(shipped - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND)[0]
-    asked = band[:limit] if limit else band
+    # a fixed random sample of the band: the dev file lists its pairs template by template
+    asked = band
+    if limit and limit < len(band):
+        asked = np.sort(np.random.default_rng(0).choice(band, size=limit, replace=False))
+    shown = [(contexts[rows[k][0]][rows[k][1]], contexts[rows[k][0]][rows[k][2]]) for k in asked]
     started = time.perf_counter()
-    answers = judge.ask_judge(
-        [(contexts[rows[k][0]][rows[k][1]], contexts[rows[k][0]][rows[k][2]]) for k in asked],
-        model,
-        store,
-    )
-    seconds = time.perf_counter() - started
-    predicted = shipped >= find.DEFAULT_THRESHOLD
-    predicted[asked] = [answer.verdict == "duplicate" for answer in answers]
-    ideas = calls = 0
+    answers = judge.ask_judge(shown, model, store)
+    judge_seconds = (time.perf_counter() - started) / max(1, len(asked))
+    without = shipped >= find.DEFAULT_THRESHOLD
+    with_judge = without.copy()
+    with_judge[asked] = [answer.duplicate for answer in answers]
+    labels = [rows[k][3] for k in asked]
+    described = ", ".join(f"{labels.count(label)} {label}" for label in sorted(set(labels)))
+    table = [
+        (
+            f"band pairs asked ({len(asked)} of {len(band)}: {described}), no judge",
+            prf(without[asked], truth[asked]),
+        ),
+        (f"the same band pairs, judge {name}", prf(with_judge[asked], truth[asked])),
+        (f"all dev pairs, judge {name} on those asked", prf(with_judge, truth)),
+    ]
+    notes = [f"judge {name}, verdicts by hand label (counted duplicates in brackets):"]
+    for label in ("duplicate", "related", "distinct"):
+        mine = [
+            answer
+            for answer, truth_label in zip(answers, labels, strict=True)
+            if truth_label == label
+        ]
+        if mine:
+            verdicts = ", ".join(
+                f"{verdict} {sum(a.verdict == verdict for a in mine)}"
+                + (f" ({sum(a.duplicate for a in mine)})" if verdict == "duplicate" else "")
+                for verdict in ("duplicate", "related", "distinct")
+            )
+            notes.append(f"  {label:9s} pairs: {verdicts}")
+    notes.append(f"  {judge_seconds:.1f} s per judge call (store cache included)")
+    if parts_limit:
+        readers = list({parts.parts_key(idea): idea for pair in shown for idea in pair}.values())
+        readers = readers[:parts_limit]
+        started = time.perf_counter()
+        read = [parts.read_parts(idea, store, model) for idea in readers]
+        parts_seconds = (time.perf_counter() - started) / max(1, len(readers))
+        unusable = sum(r.source == "rules" for r in read)
+        notes.append(
+            f"  {parts_seconds:.1f} s per parts reading ({len(readers)} ideas, {unusable} unusable)"
+        )
+    ideas = judge_calls = merged = 0
     for members in contexts.values():
         scorer = pairs.PairScorer(members, store)
         probabilities = scorer.score(*scorer.candidate_pairs())
-        calls += int((np.abs(probabilities - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND).sum())
+        uncertain = np.abs(probabilities - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND
+        judge_calls += int(uncertain.sum())
+        merged += sum(len(group) for group in find.find_duplicates(members, store).index_groups())
         ideas += len(members)
-    label = f"ideagen + judge {provider}/{model.model} on {len(asked)} of {len(band)} band pairs"
-    note = (
-        f"judge {provider}/{model.model}: {100 * calls / ideas:.0f} calls per 100 ideas "
-        f"(uncertain candidate pairs over all {ideas} corpus ideas); "
-        f"{seconds / max(1, len(asked)):.1f} s per dev-pair call, store cache included"
+    notes.append(
+        f"  calls per 100 ideas (all {ideas} corpus ideas, each template deduplicated as one "
+        f"file): {100 * judge_calls / ideas:.0f} judge calls (uncertain candidate pairs) + "
+        f"{100 * merged / ideas:.0f} parts readings (ideas in a merge, offline grouping)"
     )
-    return (label, prf(predicted, truth)), note
+    return table, notes
 
 
-def quality(store: Store, fit: bool, judges: list[str], judge_limit: int) -> None:
+def quality(store: Store, fit: bool, judges: list[str], judge_limit: int, parts_limit: int) -> None:
     contexts, position = load_contexts()
     rows = load_devset(position, contexts)
     truth = np.array([label == "duplicate" for *_, label in rows])
@@ -263,9 +304,11 @@ def quality(store: Store, fit: bool, judges: list[str], judge_limit: int) -> Non
     ]
     notes = []
     for provider in judges:
-        row, note = judged(store, provider, contexts, rows, shipped, truth, judge_limit)
-        table.append(row)
-        notes.append(note)
+        rows_judged, judge_notes = judged(
+            store, provider, contexts, rows, shipped, truth, judge_limit, parts_limit
+        )
+        table.extend(rows_judged)
+        notes.extend(judge_notes)
     width = max(len(name) for name, _ in table)
     print(f"{'method':{width}s} {'precision':>9s} {'recall':>7s} {'F1':>6s}")
     for name, (precision, recall, f1) in table:
@@ -381,14 +424,23 @@ def main() -> int:
         "uncertain band; repeatable",
     )
     parser.add_argument(
-        "--judge-limit", type=int, default=0, help="ask about at most this many band pairs"
+        "--judge-limit",
+        type=int,
+        default=0,
+        help="ask about at most this many band pairs (a fixed random sample of the band)",
+    )
+    parser.add_argument(
+        "--parts-limit",
+        type=int,
+        default=0,
+        help="also time the judge model reading the parts of this many of the asked ideas",
     )
     args = parser.parse_args()
     if not CORPUS.is_dir():
         print(f"the idea corpus is not present at {CORPUS}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch, Store.open(args.store or scratch) as store:
-        quality(store, args.fit, args.judge, args.judge_limit)
+        quality(store, args.fit, args.judge, args.judge_limit, args.parts_limit)
     if args.sizes or args.worst_case:
         print("timings (measured under the load of the machine at the time):")
         columns = (
