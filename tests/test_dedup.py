@@ -470,3 +470,28 @@ def test_parts_without_a_model_are_the_rule_based_parse(store: Store):
     assert read.source == "rules" and read.note is None
     assert read.parts.change.startswith("cosine lr schedule Cosine Learning Rate Decay")
     assert read.parts.measure == "Compare convergence speed and final test accuracy."
+
+
+def test_the_command_with_judge_shows_the_models_parts_in_every_merge(
+    capsys, loopback: LoopbackServer, ideas_file: Path
+):
+    scripted = ScriptedDedupModel()
+    loopback.responder = scripted
+    code, out, _ = run_cli(
+        capsys,
+        ideas_file,
+        "--json",
+        "--judge",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-judge",
+        "--base-url",
+        loopback.openai_url,
+    )
+    assert code == 0
+    printed = json.loads(out)
+    assert printed["clusters"] == [[0, 8], [2, 9]]
+    merges = [merge for group in printed["groups"] for merge in group["merged"]]
+    assert [merge["parts_from"] for merge in merges] == ["model", "model"]
+    assert len(scripted.read) == 4
