@@ -5,7 +5,7 @@
     python bench/bench_dedup.py --sizes          # quality only
     python bench/bench_dedup.py --worst-case     # + 10,000 near-copies of one idea
     python bench/bench_dedup.py --fit            # refit the combiner and print its constants
-    python bench/bench_dedup.py --sizes --judge local --judge-limit 30 --parts-limit 4
+    python bench/bench_dedup.py --sizes --judge local --judge-budget-s 600 --parts-limit 2
         # + a judge model on (a sample of) the dev pairs in the uncertain band: those pairs'
         # F1 without and with the judge, its verdicts, seconds per call, calls per 100 ideas
 
@@ -170,20 +170,26 @@ def leave_one_template_out(features, truth, templates, single_feature=False):
     return predicted, thresholds
 
 
-def judged(store, provider, contexts, rows, shipped, truth, limit, parts_limit):
+def judged(store, provider, contexts, rows, shipped, truth, limit, parts_limit, budget_s):
     """Rows of the table for the judge on the uncertain band (the same pairs without and with
     it), and notes: its verdicts by label, seconds per call, calls per 100 ideas."""
     model = get_model(provider, store=store)
     name = f"{provider}/{model.model}"
     band = np.nonzero(np.abs(shipped - find.DEFAULT_THRESHOLD) < judge.UNCERTAIN_BAND)[0]
-    # a fixed random sample of the band: the dev file lists its pairs template by template
-    asked = band
-    if limit and limit < len(band):
-        asked = np.sort(np.random.default_rng(0).choice(band, size=limit, replace=False))
-    shown = [(contexts[rows[k][0]][rows[k][1]], contexts[rows[k][0]][rows[k][2]]) for k in asked]
+    # in a fixed random order, so that the pairs asked before a limit or the time budget are a
+    # random sample of the band (the dev file lists its pairs template by template)
+    order = np.random.default_rng(0).permutation(band)[: limit or None]
+    asked, shown, answers = [], [], []
     started = time.perf_counter()
-    answers = judge.ask_judge(shown, model, store)
+    for k in order:
+        if budget_s and time.perf_counter() - started > budget_s:
+            break
+        pair = (contexts[rows[k][0]][rows[k][1]], contexts[rows[k][0]][rows[k][2]])
+        answers.extend(judge.ask_judge([pair], model, store))
+        asked.append(k)
+        shown.append(pair)
     judge_seconds = (time.perf_counter() - started) / max(1, len(asked))
+    asked = np.array(asked, dtype=np.int64)
     without = shipped >= find.DEFAULT_THRESHOLD
     with_judge = without.copy()
     with_judge[asked] = [answer.duplicate for answer in answers]
@@ -238,7 +244,14 @@ def judged(store, provider, contexts, rows, shipped, truth, limit, parts_limit):
     return table, notes
 
 
-def quality(store: Store, fit: bool, judges: list[str], judge_limit: int, parts_limit: int) -> None:
+def quality(
+    store: Store,
+    fit: bool,
+    judges: list[str],
+    judge_limit: int = 0,
+    parts_limit: int = 0,
+    budget_s: float = 0.0,
+) -> None:
     contexts, position = load_contexts()
     rows = load_devset(position, contexts)
     truth = np.array([label == "duplicate" for *_, label in rows])
@@ -305,7 +318,7 @@ def quality(store: Store, fit: bool, judges: list[str], judge_limit: int, parts_
     notes = []
     for provider in judges:
         rows_judged, judge_notes = judged(
-            store, provider, contexts, rows, shipped, truth, judge_limit, parts_limit
+            store, provider, contexts, rows, shipped, truth, judge_limit, parts_limit, budget_s
         )
         table.extend(rows_judged)
         notes.extend(judge_notes)
@@ -430,6 +443,12 @@ def main() -> int:
         help="ask about at most this many band pairs (a fixed random sample of the band)",
     )
     parser.add_argument(
+        "--judge-budget-s",
+        type=float,
+        default=0.0,
+        help="stop asking the judge after this many seconds and report the pairs asked",
+    )
+    parser.add_argument(
         "--parts-limit",
         type=int,
         default=0,
@@ -440,7 +459,9 @@ def main() -> int:
         print(f"the idea corpus is not present at {CORPUS}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch, Store.open(args.store or scratch) as store:
-        quality(store, args.fit, args.judge, args.judge_limit, args.parts_limit)
+        quality(
+            store, args.fit, args.judge, args.judge_limit, args.parts_limit, args.judge_budget_s
+        )
     if args.sizes or args.worst_case:
         print("timings (measured under the load of the machine at the time):")
         columns = (
