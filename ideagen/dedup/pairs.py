@@ -164,7 +164,10 @@ class PairScorer:
             dtype=bool,
         )
         similarities = np.zeros((len(i), 2))
-        rules = [split_parts(self.ideas[index]) for index in needed.tolist()]
+        rules = [
+            r.parts if r.source == "rules" else split_parts(self.ideas[index])
+            for r, index in zip(read, needed.tolist(), strict=True)
+        ]
         choices = [(rules, ~by_model), ([r.parts for r in read], by_model)]
         for parts, chosen in choices:
             if chosen.any():
