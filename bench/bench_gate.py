@@ -204,6 +204,24 @@ def calibrate(store: Store) -> None:
         ">= 1",
     )
     rule(
+        "sentences said twice in the Experiment",
+        lambda i, t: int(gate.repeated_sentence(i.Experiment) is not None),
+        lambda v: v == 0,
+        "none",
+    )
+    rule(
+        "code names used as if the template had them, and it does not",
+        lambda i, t: len(gate.unknown_code_names(i, t)),
+        lambda v: v == 0,
+        "none",
+    )
+    rule(
+        "kinds of data or people the template does not have",
+        lambda i, t: len(gate.foreign_data_terms(i, t)),
+        lambda v: v == 0,
+        "none",
+    )
+    rule(
         "all plain-English and grounding rules",
         lambda i, t: len(gate.plain_english_problems(i) + gate.grounding_problems(i, t)),
         lambda v: v == 0,

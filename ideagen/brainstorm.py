@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +49,9 @@ from ideagen.template_prompt import TemplateContext, summarize_ideas
 from ideagen.untrusted import fence
 from ideagen.workers import parallel_map
 
+if TYPE_CHECKING:
+    from ideagen.evolve.niches import Bin
+
 DEFAULT_ROUNDS = 3
 # A critique round re-generates the whole idea after its critique: on the local model it costs
 # more than the draft itself, and 3 ideas must fit in minutes on two cores. The gate refuses
@@ -59,6 +62,12 @@ DEFAULT_CONCURRENCY = {"anthropic": 8, "openai": 8, "local": 1}
 # so a weak model cannot loop forever.
 MAX_DRAFTS_PER_IDEA = 4
 MAX_NAME_LENGTH = 60
+# Refusals a draft can be corrected for in one more call, keeping its idea: everything but
+# being the same idea as another (duplicate, copies_example) or about another topic.
+REPAIRABLE = frozenset(
+    "length not_plain_english placeholder_title ungrounded no_measurement unknown_code "
+    "foreign_data infeasible".split()
+)
 DRAFT_MAX_TOKENS = 1024
 PLAN_MAX_TOKENS = 900
 ANGLE_ATTEMPTS = 2  # drafts of a slot that follow its planned angle
@@ -91,24 +100,52 @@ class IdeaDraft(BaseModel):
         )
 
 
-class Angle(BaseModel):
-    """One direction of the plan: what a slot's idea changes, and the idea in a sentence."""
+# The parts of experiment.py a plan spreads its angles over: the rows of evolve's niche grid
+# (prompts/evolve_niches.txt, where each is described) except "search", which is a way of
+# changing a part rather than a part. Without this, 9 of 13 local drafts on "evolutionary" were
+# one idea.
+PlanPart = Literal["data", "architecture", "optimisation", "regularisation", "evaluation"]
 
-    part: str = Field(
+
+class Angle(BaseModel):
+    """One direction of the plan: the part of experiment.py a slot's idea changes, and the
+    idea in a sentence."""
+
+    part: PlanPart = Field(description="the part of experiment.py it changes")
+    angle: str = Field(
         min_length=1,
-        max_length=200,
-        description="the part of experiment.py it changes, by its settings, functions or layers",
+        max_length=400,
+        description="the idea in one sentence, naming the settings, functions or layers",
     )
-    angle: str = Field(min_length=1, max_length=400, description="the idea, in one sentence")
 
     def __str__(self) -> str:
-        return f"change {self.part.strip().rstrip('.')}: {self.angle.strip()}"
+        return f"change the {plan_parts()[self.part].label.lower()}: {self.angle.strip()}"
 
 
 class AnglePlan(BaseModel):
     """The planning call's reply: different angles on the topic, one per idea wanted."""
 
     angles: list[Angle] = Field(min_length=1, max_length=20)
+
+
+def plan_parts() -> dict[str, Bin]:
+    from ideagen.evolve.niches import default_niches  # evolve builds on brainstorm
+
+    rows = {row.key: row for row in default_niches().rows.bins}
+    return {key: rows[key] for key in get_args(PlanPart)}
+
+
+def spread_angles(planned: list[Angle], topic: str, count: int) -> list[Angle]:
+    """One angle per part, in the plan's order, the first the model gave for each part; when
+    the model put several on one part, the parts it left out get an angle of their own."""
+    by_part: dict[str, Angle] = {}
+    for angle in planned:
+        by_part.setdefault(angle.part, angle)
+    for part in get_args(PlanPart):
+        if len(by_part) >= count:
+            break
+        by_part.setdefault(part, Angle(part=part, angle=f"a {topic} method applied to this part"))
+    return list(by_part.values())
 
 
 class Critique(BaseModel):
@@ -134,7 +171,7 @@ class BrainstormEvent:
     """Progress of one idea slot, for the screen."""
 
     slot: int
-    kind: Literal["plan", "draft", "round", "rejected", "finished"]
+    kind: Literal["plan", "draft", "round", "repair", "rejected", "finished"]
     round: int = 0
     detail: str = ""
 
@@ -159,6 +196,7 @@ class BrainstormResult:
     infeasible_rejected: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     drafts: int = 0
+    repaired: int = 0
     angles: list[str] = field(default_factory=list)
     gave_up: int = 0
     error: str | None = None
@@ -182,6 +220,7 @@ class BrainstormResult:
             "infeasible_rejected": self.infeasible_rejected,
             "rejected": self.rejected,
             "drafts": self.drafts,
+            "repaired": self.repaired,
             "angles": self.angles,
             "gave_up": self.gave_up,
             "complete": self.complete,
@@ -209,6 +248,7 @@ class _RunState:
     new: list[FinishedIdea] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)
     drafts: int = 0
+    repaired: int = 0
     gave_up: int = 0
 
     def count_rejection(self, kind: str) -> None:
@@ -343,6 +383,7 @@ class Brainstorm:
         result.infeasible_rejected = state.rejected.get("infeasible", 0)
         result.rejected = dict(state.rejected)
         result.drafts = state.drafts
+        result.repaired = state.repaired
         result.gave_up = state.gave_up
         result.spend = self.spend()
         return result
@@ -364,11 +405,19 @@ class Brainstorm:
     def _plan(self, missing: int) -> list[Angle]:
         """Different angles for the slots, or none when the model cannot give a valid plan
         (the slots then draft freely, as they would without a plan)."""
+        if self.model.weak:
+            # Measured on the 1.5B local model: asked for a plan, it described the parts
+            # rather than applying the topic to them, and its ideas left the topic; given the
+            # parts directly, it costs no call.
+            return spread_angles([], self.topic, missing)
         self.report(BrainstormEvent(0, "plan"))
         prompt = render_prompt(
             "brainstorm_plan",
             topic=self.topic,
             count=missing,
+            parts="\n".join(
+                f"- {key}: {part.label} ({part.description})" for key, part in plan_parts().items()
+            ),
             existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
             metrics=self.gate.template_terms.metric_list(),
         )
@@ -379,10 +428,7 @@ class Brainstorm:
         except InvalidReply as error:
             self.report(BrainstormEvent(0, "rejected", 0, f"no plan: {error}"))
             return []
-        distinct: dict[str, Angle] = {}
-        for angle in plan.angles:
-            distinct.setdefault(" ".join(str(angle).lower().split()), angle)
-        return list(distinct.values())
+        return spread_angles(plan.angles, self.topic, missing)
 
     def _angle_for(self, slot: int, attempt: int) -> str:
         # After two refusals the angle itself may be the problem: the slot then drafts freely.
@@ -430,6 +476,16 @@ class Brainstorm:
                 return None
             idea, rounds_used = drafted
             outcome = self._check_and_save(idea, rounds_used, attempt, slot)
+            if isinstance(outcome, _Rejected) and outcome.kind in REPAIRABLE:
+                self.report(BrainstormEvent(slot, "repair", 0, outcome.reason))
+                repaired = self._repair(model, idea, outcome.reason)
+                if repaired is not None:
+                    outcome = self._check_and_save(repaired, rounds_used, attempt, slot)
+                    if isinstance(outcome, FinishedIdea):
+                        with self._state.lock:
+                            self._state.repaired += 1
+            if isinstance(outcome, _Rejected):
+                self._state.count_rejection(outcome.kind)
             if isinstance(outcome, FinishedIdea):
                 self.report(BrainstormEvent(slot, "finished", rounds_used, outcome.idea.Name))
                 return outcome
@@ -452,6 +508,7 @@ class Brainstorm:
             existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
             feedback="\n" + "\n".join(feedback) + "\n" if feedback else "",
             metrics=self.gate.template_terms.metric_list(),
+            functions=", ".join(self.gate.template_terms.functions) or "none",
         )
         draft = self._ask(model, prompt, IdeaDraft, "brainstorm-draft", DRAFT_MAX_TOKENS)
         idea = draft.to_idea()
@@ -490,6 +547,21 @@ class Brainstorm:
                 break
         return idea, rounds_used
 
+    def _repair(self, model: LanguageModel, idea: Idea, problems: str) -> Idea | None:
+        """The draft corrected for what the checks found, or None when the reply is invalid."""
+        prompt = render_prompt(
+            "brainstorm_repair",
+            topic=self.topic,
+            idea_json=json.dumps(draft_fields(idea), indent=2, ensure_ascii=False),
+            problems="\n".join(f"- {problem}" for problem in problems.split("; ")),
+            metrics=self.gate.template_terms.metric_list(),
+        )
+        try:
+            reply = self._ask(model, prompt, IdeaDraft, "brainstorm-repair", DRAFT_MAX_TOKENS)
+        except InvalidReply:
+            return None
+        return reply.to_idea()
+
     def _ask(self, model: LanguageModel, prompt: str, schema: type, purpose: str, max_tokens: int):
         if self._state.stop.is_set():
             raise _Stopped
@@ -523,14 +595,22 @@ class Brainstorm:
                 existing.append(idea)
         return existing
 
+    def _own_name(self, idea: Idea) -> Idea:
+        """The idea under a Name no example has: a small model often reuses the Name of a seed
+        it was shown for an idea of its own (the gate still refuses a restated example)."""
+        taken = {example.Name for example in self.gate.examples}
+        if idea.Name not in taken:
+            return idea
+        from_title = slugify(idea.Title)[:MAX_NAME_LENGTH].strip("_") or "idea"
+        return idea.model_copy(update={"Name": unique_name(from_title, taken)})
+
     def _check_and_save(self, idea: Idea, rounds_used: int, attempt: int, slot: int):
+        idea = self._own_name(idea)
         failures = self.gate.check(idea)
         if failures:
-            self._state.count_rejection(failures[0].kind)
             return _Rejected(failures[0].kind, "; ".join(str(failure) for failure in failures))
         problems = feasibility_problems(idea, self.dataset)
         if problems:
-            self._state.count_rejection("infeasible")
             return _Rejected("infeasible", "not feasible with the template: " + "; ".join(problems))
         # Embedded here, outside the lock, so that slots do not queue for the model; the check
         # below then finds the vector in the store's cache.
@@ -544,8 +624,6 @@ class Brainstorm:
             existing = self._existing_ideas(loaded.ideas)
             duplicate = self.gate.distinct(idea, existing)
             if duplicate is not None:
-                rejected = self._state.rejected  # counted here: the state's lock is held
-                rejected["duplicate"] = rejected.get("duplicate", 0) + 1
                 return _Rejected("duplicate", duplicate.message)
             taken = {e.get("Name") for e in loaded.entries if isinstance(e, dict)}
             idea = idea.model_copy(update={"Name": unique_name(idea.Name, taken)})

@@ -14,6 +14,7 @@ bench/bench_gate.py, whose output is kept in bench/gate_calibration.txt.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import keyword
@@ -98,6 +99,29 @@ METRIC_SYNONYMS = {
     "parameter": ("parameter", "param", "size"),
     "divergence": ("divergence", "kl"),
 }
+# Kinds of data and of people an idea can only be about when its template has them: an idea
+# about sentences or patients cannot run on images of clothes. A template that names any word
+# of a family has that kind of data. Words with an everyday sense ("in other words") and
+# "gender" (gender-based selection is a genetic-algorithm method; a seed idea uses it) are left
+# out.
+DATA_KIND_FAMILIES = (
+    frozenset(
+        "text sentence token tokenizer vocabulary vocab language char character corpus "
+        "speech".split()
+    ),
+    frozenset("audio speech speaker spectrogram".split()),
+    frozenset("ethnicity demographic patient clinical medical customer".split()),
+    frozenset("video".split()),
+    frozenset("molecule protein".split()),
+)
+# Words that say a code name is being made, not used: "add a new function `mix_batch`".
+INTRODUCING_WORDS = frozenset(
+    "new create creates creating add adds adding define defines defining write writes writing "
+    "implement implements implementing introduce introduces introducing include includes "
+    "including accept accepts called named".split()
+)
+# How many words before a name may say that it is new ("implement a small helper named x").
+INTRODUCING_WINDOW = 8
 # Used when a template has no run_0/final_info.json to read its metrics from.
 DEFAULT_METRIC_TERMS = frozenset(
     "accuracy acc error loss perplexity time speed runtime divergence score f1 recall "
@@ -226,6 +250,14 @@ def plain_english_problems(idea: Idea) -> list[GateFailure]:
                     "words are words like 'the', 'of', 'and')",
                 )
             )
+    sentence = repeated_sentence(idea.Experiment)
+    if sentence:
+        failures.append(
+            GateFailure(
+                kind="not_plain_english",
+                message=f"the Experiment says the same sentence twice ({sentence!r})",
+            )
+        )
     repeated, count = most_repeated_trigram(f"{idea.Title} {idea.Experiment}")
     if count > MAX_TRIGRAM_REPEATS:
         failures.append(
@@ -266,8 +298,24 @@ def most_repeated_trigram(text: str) -> tuple[str, int]:
     return " ".join(best), counts[best]
 
 
+def repeated_sentence(text: str) -> str | None:
+    """The first sentence of six words or more that the text says twice, if any."""
+    seen: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        key = " ".join(re.findall(r"[a-z0-9]+", sentence.lower()))
+        if len(key.split()) < 6:
+            continue
+        if key in seen:
+            return sentence.strip()
+        seen.add(key)
+    return None
+
+
 def placeholder_free(title: str) -> bool:
     return any(term not in PLACEHOLDER_TITLE_TERMS for term in terms(title))
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 class TemplateTerms:
@@ -299,6 +347,33 @@ class TemplateTerms:
             found[key] = frozenset(core) | spellings
         return found
 
+    @cached_property
+    def code_identifiers(self) -> frozenset[str]:
+        """Every name experiment.py uses or defines, its metrics, and the code names its task
+        description mentions: what an idea may refer to as already there."""
+        text = f"{code_names(self.template.experiment_code)} {self.template.task_description}"
+        names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)
+        return frozenset(name.lower() for name in [*names, *self.metric_names])
+
+    @cached_property
+    def _tree(self) -> ast.Module | None:
+        try:
+            return ast.parse(self.template.experiment_code)
+        except SyntaxError:
+            return None
+
+    @cached_property
+    def functions(self) -> list[str]:
+        """The functions and classes experiment.py defines at the top level."""
+        body = self._tree.body if self._tree else []
+        return [node.name for node in body if isinstance(node, _DEFINITIONS)]
+
+    @cached_property
+    def callables(self) -> frozenset[str]:
+        """Every function, method and class experiment.py defines, at any depth."""
+        nodes = ast.walk(self._tree) if self._tree else ()
+        return frozenset(node.name.lower() for node in nodes if isinstance(node, _DEFINITIONS))
+
     def metric_list(self) -> str:
         """The metrics as a prompt names them."""
         return ", ".join(self.metric_names) or "the results it reports"
@@ -319,6 +394,71 @@ class TemplateTerms:
             for key, spellings in self.metrics.items()
             if any(names_metric(spelling, said) for spelling in spellings)
         ]
+
+
+_BACKTICKED = re.compile(r"`([a-z_][a-z0-9_]*)(?:\([^`]*\))?`")
+_SNAKE_CASE = re.compile(r"(?<![\w.`])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w`])")
+_CALLED = re.compile(r"(?<![\w.`])([a-z_][a-z0-9_]*)\(\)")
+
+
+def referenced_code_names(text: str) -> dict[str, int]:
+    """The lower-case code names the text uses (`backticked`, snake_case or called()), each
+    with the position of its first use. Dotted and CamelCase names are library API (nn.Dropout,
+    AdamW) rather than the template's."""
+    found: dict[str, int] = {}
+    for pattern in (_BACKTICKED, _SNAKE_CASE, _CALLED):
+        for match in pattern.finditer(text):
+            name = match.group(1)
+            found[name] = min(found.get(name, match.start()), match.start())
+    return found
+
+
+def introduced_as_new(text: str, name: str, position: int) -> bool:
+    """Whether the words just before a name, in its sentence, say it is being made, or a
+    value is given to it (`seq_length=64`)."""
+    if re.match(r"\s*=", text[position + len(name) :]):
+        return True
+    sentence_start = max(text.rfind(mark, 0, position) for mark in ".;:") + 1
+    before = re.findall(r"[a-z]+", text[sentence_start:position].lower())
+    return bool(INTRODUCING_WORDS.intersection(before[-INTRODUCING_WINDOW:]))
+
+
+def unknown_code_names(idea: Idea, template_terms: TemplateTerms) -> list[str]:
+    """Names the idea uses as if experiment.py had them, which it does not."""
+    text = f"{idea.Title}. {idea.Experiment}"
+    known = set(template_terms.code_identifiers) | {idea.Name}
+    functions = set(template_terms.callables)
+    unknown = []
+    for name, position in referenced_code_names(text).items():
+        if introduced_as_new(text, name, position):
+            known.add(name)
+            functions.add(name)
+        elif called_a_function(text, name):
+            if name not in functions:
+                unknown.append(name)
+        elif name not in known and name.removesuffix("s") not in known:
+            unknown.append(name)
+    return unknown
+
+
+def called_a_function(text: str, name: str) -> bool:
+    """Whether the text calls `name` a function or method, or writes it as a call."""
+    quoted = rf"`?{re.escape(name)}(?:\(\))?`?"
+    return bool(
+        re.search(rf"{quoted}\s+(?:function|method)|(?:function|method)\s+{quoted}", text)
+        or re.search(rf"(?<![\w.]){re.escape(name)}\(\)", text)
+    )
+
+
+def foreign_data_terms(idea: Idea, template_terms: TemplateTerms) -> list[str]:
+    """Kinds of data or people the idea is about that the template's code and task never
+    mention."""
+    template = template_terms.template
+    template_words = set(terms(f"{template.experiment_code}\n{template.task_description}"))
+    has = frozenset().union(*(family for family in DATA_KIND_FAMILIES if family & template_words))
+    kinds = frozenset().union(*DATA_KIND_FAMILIES)
+    said = dict.fromkeys(terms(f"{idea.Title} {idea.Experiment}"))
+    return [term for term in said if term in kinds and term not in has]
 
 
 def final_info_metrics(folder: Path) -> list[str]:
@@ -347,6 +487,26 @@ def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFa
                 message=f"it names {len(used)} of the things in experiment.py ({shown}); "
                 f"say what to change there (at least {MIN_TEMPLATE_TERMS} of its settings, "
                 "layers or steps)",
+            )
+        )
+    unknown = unknown_code_names(idea, template_terms)
+    if unknown:
+        shown = ", ".join(f"`{name}`" for name in unknown)
+        defined = ", ".join(template_terms.functions) or "none"
+        failures.append(
+            GateFailure(
+                kind="unknown_code",
+                message=f"it uses {shown} as if experiment.py had it, and it does not (its "
+                f"functions: {defined}); name what is there, or say that it adds a new one",
+            )
+        )
+    foreign = foreign_data_terms(idea, template_terms)
+    if foreign:
+        failures.append(
+            GateFailure(
+                kind="foreign_data",
+                message=f"it is about {', '.join(foreign)}, which the template's data does not "
+                "have (its code and task description never mention it)",
             )
         )
     if not template_terms.measured(idea):

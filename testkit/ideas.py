@@ -17,6 +17,7 @@ from testkit.loopback import ReceivedRequest, Reply
 DRAFT = "brainstorm-draft"
 CRITIQUE = "brainstorm-critique"
 PLAN = "brainstorm-plan"
+REPAIR = "brainstorm-repair"
 
 # Distinct experiments on different parts of a small image classifier, so that the "model"
 # can propose many ideas that are not duplicates of each other.
@@ -169,6 +170,11 @@ IDEA_BANK = [
 ]
 
 
+# The parts a plan may give an angle (ideagen.brainstorm.PlanPart), in the order the writer
+# hands them out.
+PLAN_PARTS = ("data", "architecture", "optimisation", "regularisation", "evaluation")
+
+
 def idea_json(name: str, title: str, experiment: str) -> dict:
     """An idea entry as a model writes it, with fixed ratings."""
     return {
@@ -218,7 +224,8 @@ class IdeaWriter:
                 self.plans += 1
                 upcoming = self.queue[: int(re.search(r"List (\d+) ", first_user).group(1))]
             angles = [
-                {"part": name.replace("_", " "), "angle": title} for name, title, _ in upcoming
+                {"part": PLAN_PARTS[index % len(PLAN_PARTS)], "angle": title}
+                for index, (_, title, _) in enumerate(upcoming)
             ]
             return Reply(json.dumps({"angles": angles}))
         return Reply("I only write ideas.")

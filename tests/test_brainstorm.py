@@ -14,12 +14,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from ideagen import embeddings
-from ideagen.brainstorm import Brainstorm, BrainstormEvent, default_rounds
+from ideagen.brainstorm import (
+    Angle,
+    Brainstorm,
+    BrainstormEvent,
+    PlanPart,
+    default_rounds,
+    plan_parts,
+)
 from ideagen.cli import main
+from ideagen.idea_examples import ai_scientist_examples
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.store import Store
@@ -29,6 +38,8 @@ from testkit.ideas import (
     DRAFT,
     IDEA_BANK,
     PLAN,
+    PLAN_PARTS,
+    REPAIR,
     IdeaWriter,
     idea_json,
     make_template,
@@ -465,7 +476,10 @@ def test_the_plan_gives_each_slot_its_own_angle(loopback, anthropic, store, temp
     assert len(plan) == 1 and writer.plans == 1
     assert "List 3 different angles" in plan[0].last_user_text
     assert "long_one: A Long Idea" in plan[0].last_user_text  # it steers clear of what exists
-    angles = [f"change {name.replace('_', ' ')}: {title}" for name, title, _ in IDEA_BANK[:3]]
+    angles = [
+        str(Angle(part=part, angle=title))
+        for part, (_, title, _) in zip(PLAN_PARTS, IDEA_BANK[:3], strict=False)
+    ]
     assert result.angles == angles
     drafts = [r.last_user_text for r in loopback.requests if r.purpose == DRAFT]
     # Each slot drafts its own angle, and only its own.
@@ -474,6 +488,40 @@ def test_the_plan_gives_each_slot_its_own_angle(loopback, anthropic, store, temp
     # The examples of the right grain are in the shared prefix of every call.
     marker = "Ideas The AI Scientist wrote for other templates"
     assert all(marker in r.prompt_text for r in loopback.requests)
+
+
+def test_a_plan_that_piles_every_angle_on_one_part_is_spread_over_parts(
+    loopback, anthropic, store, template, tmp_path
+):
+    writer = IdeaWriter(done_after=1)
+
+    def one_part(request: ReceivedRequest):
+        if request.purpose == PLAN:
+            angles = [
+                {"part": "architecture", "angle": f"evolve the widths, take {n}"} for n in (1, 2, 3)
+            ]
+            return Reply(json.dumps({"angles": angles}))
+        return writer(request)
+
+    loopback.responder = one_part
+    result = run_brainstorm(store, template, tmp_path / "out.json", anthropic, count=3)
+    assert result.error is None and result.complete
+    # The model's first angle for the part is kept; the two parts it left out get their own.
+    assert result.angles == [
+        str(Angle(part="architecture", angle="evolve the widths, take 1")),
+        str(Angle(part="data", angle="a regularization method applied to this part")),
+        str(Angle(part="optimisation", angle="a regularization method applied to this part")),
+    ]
+    drafts = [r.last_user_text for r in loopback.requests if r.purpose == DRAFT]
+    assert [sum(angle in prompt for prompt in drafts) for angle in result.angles] == [1, 1, 1]
+
+
+def test_plan_parts_are_the_evolve_grid_rows_but_search():
+    from ideagen.evolve import default_niches
+
+    rows = [row.key for row in default_niches().rows.bins]
+    assert list(plan_parts()) == [key for key in rows if key != "search"]
+    assert set(get_args(PlanPart)) == set(PLAN_PARTS)
 
 
 def test_without_a_valid_plan_the_slots_draft_freely(
@@ -519,6 +567,53 @@ def test_drafts_the_gate_refuses_are_redrafted_and_counted_with_their_reason(
     critiques = [r.last_user_text for r in loopback.requests if r.purpose == CRITIQUE]
     assert "not_plain_english" in critiques[0] and "ungrounded" in critiques[1]
     assert result.to_json()["rejected"] == {"length": 1, "ungrounded": 1}
+
+
+def test_a_draft_refused_for_something_fixable_is_repaired_rather_than_redrafted(
+    loopback, anthropic, store, template, tmp_path
+):
+    invented = (
+        "Modify the `run_training` function to sweep label_smoothing over 0, 0.05 and 0.1 as a "
+        "regularization, with weight_decay and momentum fixed; compare test accuracy and test "
+        "loss with the baseline."
+    )
+    fixed = invented.replace("Modify the `run_training` function to sweep", "Sweep")
+
+    def writer(request: ReceivedRequest):
+        if request.purpose == PLAN:
+            return Reply("no plan")
+        title = "Label Smoothing Strength as Regularization"
+        experiment = fixed if request.purpose == REPAIR else invented
+        return Reply(json.dumps(idea_json("smoothing_strength", title, experiment)))
+
+    loopback.responder = writer
+    events: list[BrainstormEvent] = []
+    out = tmp_path / "seed_ideas.json"
+    result = run_brainstorm(
+        store, template, out, anthropic, count=1, rounds=0, report=events.append
+    )
+    assert result.complete and result.drafts == 1 and result.repaired == 1, result.rejected
+    assert result.rejected == {}
+    assert json.loads(out.read_text())[0]["Experiment"] == fixed
+    repair = [r.last_user_text for r in loopback.requests if r.purpose == REPAIR]
+    assert len(repair) == 1 and "unknown_code" in repair[0] and "`run_training`" in repair[0]
+    assert [e.kind for e in events if e.slot and e.kind in ("repair", "rejected")] == ["repair"]
+
+
+def test_a_draft_that_reuses_a_seed_name_for_its_own_idea_is_renamed(
+    loopback, anthropic, store, template, tmp_path
+):
+    taken = ai_scientist_examples()[0][1].Name  # an example every draft is checked against
+    name, title, experiment = IDEA_BANK[0]
+    loopback.responder = lambda request: (
+        Reply(json.dumps(idea_json(taken, title, experiment)))
+        if request.purpose == DRAFT
+        else Reply("no plan")
+    )
+    out = tmp_path / "seed_ideas.json"
+    result = run_brainstorm(store, template, out, anthropic, count=1, rounds=0)
+    assert result.complete
+    assert names_in(out) != [taken] and names_in(out)[0].startswith(title.lower().split()[0])
 
 
 def test_the_local_model_skips_critique_rounds_by_default():

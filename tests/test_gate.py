@@ -269,3 +269,63 @@ def test_review_flags_the_same_failures_in_a_file_it_reads(
     assert result.ideas[0].original.Name == good.Name  # the flagged ones are ordered after it
     html = render_report(result)
     assert "ungrounded" in html and "of the things in experiment.py" in html
+
+
+# What the embedded Qwen2.5-Coder-1.5B drafted on "evolutionary" (brainstorm, 2026-11-29): it
+# tells the coder to edit `run`, `display_results` and `data_pipeline`, none of which
+# experiment.py has.
+INVENTED_FUNCTIONS = (
+    "evolutionary_network_search_for_fashion_mnist",
+    "Evolutionary Network Search for FashionMNIST with Correlation Metric",
+    "Modify the `run` function to include an additional metric to evaluate the evolution of the "
+    "architecture that measures the correlation between its performance and the diversity of "
+    "the population. Specifically, create a new function `evaluate_population` that calculates "
+    "the correlation. Modify the `display_results` function to also display the correlation, "
+    "and compare test accuracy with the baseline.",
+)
+
+
+def test_code_the_template_lacks_is_refused_and_new_code_said_to_be_added_is_not(store, fashion):
+    failures = Gate(fashion, store, topic="evolutionary").check(idea(*INVENTED_FUNCTIONS))
+    unknown = [f for f in failures if f.kind == "unknown_code"]
+    assert len(unknown) == 1, failures
+    # It names what is missing, what is there instead, and how to say that code is new.
+    assert "`run`, `display_results`" in unknown[0].message
+    assert "evaluate_population" not in unknown[0].message
+    assert "train_all" in unknown[0].message and "adds a new one" in unknown[0].message
+    grounded = idea(
+        "evolved_widths_in_net",
+        "Evolving the Widths of the FashionMNIST Network",
+        "Add a new function named `mutate_widths` that perturbs `widths`; evolve a population "
+        "of six over four generations, each trained by `train` for one epoch with max_lr "
+        "unchanged, and compare test_accuracy and num_parameters of the winner with the "
+        "baseline.",
+    )
+    assert [f.kind for f in Gate(fashion, store).check(grounded)] == []
+
+
+def test_a_sentence_said_twice_is_refused():
+    text = (
+        "Evolve the widths of the network with a genetic algorithm over four generations. "
+        "Compare test accuracy with the baseline. "
+        "Evolve the widths of the network with a genetic algorithm over four generations."
+    )
+    failures = plain_english_problems(idea("twice", "Evolving Network Widths Twice", text))
+    assert [f.kind for f in failures] == ["not_plain_english"]
+    assert "same sentence twice" in failures[0].message
+
+
+def test_an_idea_about_data_the_template_lacks_is_refused(store, fashion):
+    sentiment = idea(
+        "sentence_sentiment_widths",
+        "Evolving Widths for Sentence Sentiment",
+        "Evolve widths and max_lr with a genetic algorithm to classify the sentiment of each "
+        "sentence and token in the training data, and compare test accuracy with the baseline "
+        "run over two seeds.",
+    )
+    failures = Gate(fashion, store, topic="evolutionary").check(sentiment)
+    assert [f.kind for f in failures] == ["foreign_data"]
+    assert "sentence, token" in failures[0].message
+    # The same words are fine for a template about text.
+    nanogpt = TemplateTerms(load_template(BENCH_DATA / "ai-scientist-templates" / "nanoGPT"))
+    assert all(f.kind != "foreign_data" for f in grounding_problems(sentiment, nanogpt))

@@ -149,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormResult:
     if brainstorm.model.weak:
         console.print(
-            "[yellow]The local model (1.5B, on the CPU) writes generic ideas and takes minutes "
-            "per idea; an API key or --base-url gives better ideas faster."
+            "[yellow]On the CPU the local model takes about a minute per idea; the plan of "
+            "angles comes first."
         )
     progress = Progress(
         TextColumn("[bold]ideas"),
@@ -176,6 +176,9 @@ def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormRe
                 stages[event.slot] = "drafting"
             elif event.kind == "round":
                 stages[event.slot] = f"round {event.round}/{brainstorm.rounds}"
+            elif event.kind == "repair":
+                stages[event.slot] = "repairing"
+                progress.console.print(f"[dim]slot {event.slot}: repairing: {event.detail}")
             else:
                 stages.pop(event.slot, None)
             if event.kind == "finished":
@@ -222,7 +225,8 @@ def _print_summary(result: BrainstormResult, console: Console) -> None:
     console.print(
         f"{result.out}: {done} of {result.wanted} ideas on {result.topic!r} "
         f"({len(result.earlier)} from earlier runs, {len(result.new)} new); "
-        f"{result.drafts} drafts, rejected: {rejected or 'none'}"
+        f"{result.drafts} drafts ({result.repaired} passed after a repair), "
+        f"rejected: {rejected or 'none'}"
     )
     if result.gave_up:
         console.print(

@@ -24,6 +24,8 @@ GateKind = Literal[
     "placeholder_title",
     "ungrounded",
     "no_measurement",
+    "unknown_code",
+    "foreign_data",
     "off_topic",
     "copies_example",
     "duplicate",
