@@ -340,6 +340,9 @@ class Brainstorm:
         examples = idea_examples.few_shot_block(template, off_topic_seeds)
         self._context = f"{role}\n\n{examples}\n\n{template.cached_prefix()}"
         self._context += outcome_lessons(store, template.name)
+        # bench/bench_offline_ideas.py: the 1.5B local model fixed 0 of 5 drafts it was asked
+        # to repair, each call as slow as a new draft; it redrafts instead.
+        self._repairs = not model.weak
         self._angles: list[Angle] = []
         self._cache_primed = threading.Event()
         self._state = _RunState()
@@ -476,7 +479,7 @@ class Brainstorm:
                 return None
             idea, rounds_used = drafted
             outcome = self._check_and_save(idea, rounds_used, attempt, slot)
-            if isinstance(outcome, _Rejected) and outcome.kind in REPAIRABLE:
+            if self._repairs and isinstance(outcome, _Rejected) and outcome.kind in REPAIRABLE:
                 self.report(BrainstormEvent(slot, "repair", 0, outcome.reason))
                 repaired = self._repair(model, idea, outcome.reason)
                 if repaired is not None:
