@@ -577,10 +577,12 @@ class Gate:
     def copy_problems(self, idea: Idea) -> list[GateFailure]:
         if not self.examples:
             return []
+        title = " ".join(idea.Title.lower().split())
+        same_title = [e for e in self.examples if " ".join(e.Title.lower().split()) == title]
         matches = duplicates_against([idea], self.examples, self.store)
-        if not matches:
+        if not same_title and not matches:
             return []
-        copied = self.examples[matches[0].j]
+        copied = same_title[0] if same_title else self.examples[matches[0].j]
         return [
             GateFailure(
                 kind="copies_example",

@@ -329,3 +329,11 @@ def test_an_idea_about_data_the_template_lacks_is_refused(store, fashion):
     # The same words are fine for a template about text.
     nanogpt = TemplateTerms(load_template(BENCH_DATA / "ai-scientist-templates" / "nanoGPT"))
     assert all(f.kind != "foreign_data" for f in grounding_problems(sentiment, nanogpt))
+
+
+def test_a_draft_under_a_seed_title_is_a_copy_whatever_its_experiment(store, fashion):
+    seed = gate_examples(fashion)[0]
+    retitled = idea("own_name", seed.Title, GOOD_FASHION_IDEAS[0][2])
+    failures = Gate(fashion, store, examples=gate_examples(fashion)).check(retitled)
+    assert [f.kind for f in failures] == ["copies_example"]
+    assert seed.Name in failures[0].message
