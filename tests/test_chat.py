@@ -15,6 +15,7 @@ from ideagen.chat import extract_ideas
 from ideagen.store import Store
 from testkit.ideas import idea_json, make_template
 from testkit.loopback import LoopbackServer
+from testkit.processes import default_ctrl_c
 from tests.fakes import ChatPartner
 
 TIMEOUT = 30
@@ -48,7 +49,13 @@ def spawn_chat(tmp_path: Path, env: dict[str, str], *extra: str) -> pexpect.spaw
         *extra,
     ]
     return pexpect.spawn(
-        sys.executable, args, cwd=str(tmp_path), env=env, encoding="utf-8", timeout=TIMEOUT
+        sys.executable,
+        args,
+        cwd=str(tmp_path),
+        env=env,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        preexec_fn=default_ctrl_c,
     )
 
 

@@ -31,6 +31,7 @@ from ideagen.store import Store
 from ideagen.template_prompt import load_template
 from testkit.ideas import IDEA_BANK, idea_json, make_template
 from testkit.loopback import LoopbackServer, ReceivedRequest, Reply
+from testkit.processes import default_ctrl_c
 from tests.chromium import needs_chromium, run_chromium
 
 FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=10, total_timeout_s=30)
@@ -425,7 +426,9 @@ def test_an_interrupted_run_resumes_with_its_archive(server, template, tmp_path)
         "5",
         "--quiet",
     ]
-    process = subprocess.Popen([sys.executable, "-m", "ideagen", *arguments], cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ideagen", *arguments], cwd=tmp_path, preexec_fn=default_ctrl_c
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and len(server.requests) < 8:

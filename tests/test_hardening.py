@@ -34,6 +34,7 @@ from ideagen.schema import Idea
 from ideagen.store import Store
 from testkit.ideas import IDEA_BANK, IdeaWriter, make_template
 from testkit.loopback import Fault, LoopbackServer, ReceivedRequest, Reply
+from testkit.processes import default_ctrl_c
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05, call_timeout_s=5.0, total_timeout_s=20.0)
@@ -206,6 +207,7 @@ def test_ctrl_c_stops_at_once_while_the_server_never_answers(tmp_path):
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=default_ctrl_c,
         )
         code, seconds = interrupt_after(process, lambda: len(silent.held) >= 1)
         stderr = process.stderr.read()
@@ -240,6 +242,7 @@ def test_ctrl_c_keeps_the_ideas_finished_before_it(server, tmp_path):
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_ctrl_c,
     )
     code, seconds = interrupt_after(process, lambda: out.exists() and answered["drafts"] >= 3)
     stderr = process.stderr.read()
