@@ -112,8 +112,8 @@ def _judge(args: argparse.Namespace, store: Store, errors: Console) -> LanguageM
         errors.print(
             f"[yellow]warning:[/] the offline model {model.model} has shown no gain as a judge "
             "on the dev set (of 4 uncertain pairs it missed the one duplicate, about 3 minutes a "
-            "pair on 2 cores); an API model (ANTHROPIC_API_KEY, OPENAI_API_KEY or --base-url) is the "
-            "better judge",
+            "pair on 2 cores); an API model (ANTHROPIC_API_KEY, OPENAI_API_KEY or --base-url) "
+            "is the better judge",
             highlight=False,
         )
     return model
