@@ -39,7 +39,8 @@ data: $(STAMP)
 	$(BIN)/ideagen template data
 
 demo: setup
-	$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --out demo/seed_ideas.json
+	@# An incomplete run (a slot gave up) still reviews what it wrote; rerunning continues it.
+	-$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --out demo/seed_ideas.json
 	$(BIN)/ideagen review demo/seed_ideas.json --out demo/reviewed_ideas.json --report demo/report.html --novelty off
 
 test: setup system-deps

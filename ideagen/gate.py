@@ -369,6 +369,14 @@ class TemplateTerms:
         return [node.name for node in body if isinstance(node, _DEFINITIONS)]
 
     @cached_property
+    def absent_data_kinds(self) -> frozenset[str]:
+        """The words of DATA_KIND_FAMILIES whose family the code and task never mention."""
+        text = f"{self.template.experiment_code}\n{self.template.task_description}"
+        template_words = set(terms(text))
+        has = frozenset().union(*(f for f in DATA_KIND_FAMILIES if f & template_words))
+        return frozenset().union(*DATA_KIND_FAMILIES) - has
+
+    @cached_property
     def callables(self) -> frozenset[str]:
         """Every function, method and class experiment.py defines, at any depth."""
         nodes = ast.walk(self._tree) if self._tree else ()
@@ -453,12 +461,8 @@ def called_a_function(text: str, name: str) -> bool:
 def foreign_data_terms(idea: Idea, template_terms: TemplateTerms) -> list[str]:
     """Kinds of data or people the idea is about that the template's code and task never
     mention."""
-    template = template_terms.template
-    template_words = set(terms(f"{template.experiment_code}\n{template.task_description}"))
-    has = frozenset().union(*(family for family in DATA_KIND_FAMILIES if family & template_words))
-    kinds = frozenset().union(*DATA_KIND_FAMILIES)
     said = dict.fromkeys(terms(f"{idea.Title} {idea.Experiment}"))
-    return [term for term in said if term in kinds and term not in has]
+    return [term for term in said if term in template_terms.absent_data_kinds]
 
 
 def final_info_metrics(folder: Path) -> list[str]:
