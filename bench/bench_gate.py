@@ -222,6 +222,12 @@ def calibrate(store: Store) -> None:
         "none",
     )
     rule(
+        "selects or tunes on the test data",
+        lambda i, t: int(gate.selects_on_test_data(i) is not None),
+        lambda v: v == 0,
+        "none",
+    )
+    rule(
         "all plain-English and grounding rules",
         lambda i, t: len(gate.plain_english_problems(i) + gate.grounding_problems(i, t)),
         lambda v: v == 0,

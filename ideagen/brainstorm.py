@@ -2,12 +2,15 @@
 
 First one planning call lists N different angles on the topic (which part of experiment.py
 each changes), so that the N slots do not all draft the same idea; each slot drafts its angle,
-with example ideas of the right grain in the prompt (ideagen/idea_examples.py). Each draft is
-then improved over up to R critique rounds that stop early when the model says nothing is
-left to improve. A finished idea must be a valid idea, pass the gate (ideagen/gate.py: plain
-English, grounded in the template, on the topic, no copy of an example) and the feasibility
-lint (nothing the template cannot give it), and not duplicate any idea already in the output
-file or the store; otherwise it is discarded and drafted again, and counted with its reason.
+with example ideas of the right grain in the prompt (ideagen/idea_examples.py). A small model
+(the local one) plans only the names of N different techniques, and writes its idea in parts
+instead of a paragraph, naming the function it changes and the result it compares from the
+template's own lists (`IdeaSketch`). Each draft is then improved over up to R critique rounds
+that stop early when the model says nothing is left to improve. A finished idea must be a valid
+idea, pass the gate (ideagen/gate.py: plain English, grounded in the template, on the topic, no
+copy of an example) and the feasibility lint (nothing the template cannot give it), and not
+duplicate any idea already in the output file or the store; otherwise it is discarded and
+drafted again, and counted with its reason.
 
 Ideas are drafted concurrently. Each one that passes is saved in the store with its provenance
 and appended to the output file at once, atomically, under a lock: an interrupted run loses no
@@ -23,9 +26,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from ideagen import embeddings, idea_examples
 from ideagen.dedup import opening_text
@@ -66,7 +69,7 @@ MAX_NAME_LENGTH = 60
 # being the same idea as another (duplicate, copies_example) or about another topic.
 REPAIRABLE = frozenset(
     "length not_plain_english placeholder_title ungrounded no_measurement unknown_code "
-    "foreign_data infeasible".split()
+    "foreign_data selects_on_test infeasible".split()
 )
 DRAFT_MAX_TOKENS = 1024
 PLAN_MAX_TOKENS = 900
@@ -74,6 +77,9 @@ ANGLE_ATTEMPTS = 2  # drafts of a slot that follow its planned angle
 PROMPT_CHARS_BESIDES_CONTEXT = 4000  # instructions and the summaries of existing ideas
 SAVE_GRACE_S = 10.0  # after Ctrl-C, how long an idea being written may take to finish
 CRITIQUE_MAX_TOKENS = 1400
+SKETCH_MAX_CHARS = {"change": 800, "runs": 300, "expected": 250}
+SKETCH_LISTED_IDEAS = 8
+TECHNIQUES_SPARE = 2  # techniques asked for beyond the ideas wanted, as a small model repeats
 
 
 class IdeaDraft(BaseModel):
@@ -100,6 +106,86 @@ class IdeaDraft(BaseModel):
         )
 
 
+class IdeaSketch(BaseModel):
+    """An idea as a small model writes it: in parts, the function of experiment.py it changes
+    and the result it is judged by first, each chosen from what the template has (see
+    `sketch_schema`); `to_idea` joins the parts into the Experiment paragraph.
+
+    Measured on the 1.5B local model asked for a whole paragraph: half its drafts named
+    functions experiment.py lacks, measured nothing it reports, or restated an example.
+    """
+
+    function: str
+    # The bounds reach the decoder's grammar. Without a lower one the 1.5B model's change was
+    # often one vague sentence ("apply a genetic algorithm to the training process"); without
+    # an upper one a field now and then ran on to max_tokens (130 s, then as long a repair).
+    change: str = Field(
+        min_length=200,
+        max_length=SKETCH_MAX_CHARS["change"],
+        description="what to implement there: how the technique works in this code, the "
+        "settings it adds and their values, in two or three sentences",
+    )
+    runs: str = Field(
+        min_length=60,
+        max_length=SKETCH_MAX_CHARS["runs"],
+        description="the runs to compare with the unchanged experiment.py, each with its "
+        "setting values, in one sentence",
+    )
+    metric: str
+    expected: str = Field(
+        min_length=20,
+        max_length=SKETCH_MAX_CHARS["expected"],
+        description="the outcome that would show the idea works, in one sentence",
+    )
+    Title: str = Field(min_length=20, max_length=120, description="the title of a paper about it")
+    Interestingness: Rating
+    Feasibility: Rating
+    Novelty: Rating
+
+    def to_idea(self) -> Idea:
+        experiment = (
+            f"In experiment.py, change `{self.function}`: {self._part('change')} "
+            f"Runs to compare with the unchanged experiment.py: {self._part('runs')} "
+            f"Compare their {self.metric.replace('_', ' ')} with the baseline's. "
+            f"Expected: {self._part('expected')}"
+        )
+        return IdeaDraft(
+            Name=slugify(self.Title)[:MAX_NAME_LENGTH],
+            Title=self.Title,
+            Experiment=experiment,
+            Interestingness=self.Interestingness,
+            Feasibility=self.Feasibility,
+            Novelty=self.Novelty,
+        ).to_idea()
+
+    def _part(self, field: str) -> str:
+        """The field as whole sentences: one the grammar cut at its length limit loses its
+        unfinished last sentence when it has an earlier one."""
+        text = " ".join(getattr(self, field).split())
+        finished = text.endswith((".", "!", "?"))
+        # A margin, as the grammar counts escaped characters as the JSON spells them.
+        if not finished and len(text) >= SKETCH_MAX_CHARS[field] - 10 and ". " in text:
+            return text[: text.rindex(". ") + 1]
+        return text if finished else f"{text}."
+
+
+def sketch_schema(functions: list[str], metrics: list[str]) -> type[IdeaSketch]:
+    """IdeaSketch with `function` and `metric` restricted to the template's own, so that a
+    constrained decoder can only write names the template has."""
+    return create_model(
+        "IdeaSketch",
+        __base__=IdeaSketch,
+        function=(
+            Literal[tuple(functions)],
+            Field(description="the function or class of experiment.py the change goes into"),
+        ),
+        metric=(
+            Literal[tuple(metrics)],
+            Field(description="the result of the runs that decides whether the idea works"),
+        ),
+    )
+
+
 # The parts of experiment.py a plan spreads its angles over: the rows of evolve's niche grid
 # (prompts/evolve_niches.txt, where each is described) except "search", which is a way of
 # changing a part rather than a part. Without this, 9 of 13 local drafts on "evolutionary" were
@@ -120,6 +206,14 @@ class Angle(BaseModel):
 
     def __str__(self) -> str:
         return f"change the {plan_parts()[self.part].label.lower()}: {self.angle.strip()}"
+
+
+class TechniquePlan(BaseModel):
+    """A small model's planning reply: techniques on the topic, by name."""
+
+    techniques: list[Annotated[str, Field(min_length=3, max_length=60)]] = Field(
+        min_length=1, max_length=12
+    )
 
 
 class AnglePlan(BaseModel):
@@ -343,7 +437,13 @@ class Brainstorm:
         # bench/bench_offline_ideas.py: the 1.5B local model fixed 0 of 5 drafts it was asked
         # to repair, each call as slow as a new draft; it redrafts instead.
         self._repairs = not model.weak
-        self._angles: list[Angle] = []
+        terms = self.gate.template_terms
+        self._sketch = (
+            sketch_schema(terms.functions, terms.metric_names)
+            if model.weak and terms.functions and terms.metric_names
+            else None
+        )
+        self._angles: list[str] = []
         self._cache_primed = threading.Event()
         self._state = _RunState()
         try:
@@ -379,7 +479,7 @@ class Brainstorm:
                 result.error = str(error)
             except KeyboardInterrupt:
                 result.interrupted = True
-            result.angles = [str(angle) for angle in self._angles]
+            result.angles = list(self._angles)
             if result.error is None and not result.interrupted:
                 self._draft_concurrently(missing, result)
         result.duplicates_rejected = state.rejected.get("duplicate", 0)
@@ -405,15 +505,14 @@ class Brainstorm:
             if state.lock.acquire(timeout=SAVE_GRACE_S):
                 state.lock.release()
 
-    def _plan(self, missing: int) -> list[Angle]:
+    def _plan(self, missing: int) -> list[str]:
         """Different angles for the slots, or none when the model cannot give a valid plan
         (the slots then draft freely, as they would without a plan)."""
-        if self.model.weak:
-            # Measured on the 1.5B local model: asked for a plan, it described the parts
-            # rather than applying the topic to them, and its ideas left the topic; given the
-            # parts directly, it costs no call.
-            return spread_angles([], self.topic, missing)
         self.report(BrainstormEvent(0, "plan"))
+        # Recorded as sub-run 0 of the run, so that the run's spend includes it.
+        model = self._slot_model(0)
+        if self._sketch is not None:
+            return self._plan_techniques(model, missing)
         prompt = render_prompt(
             "brainstorm_plan",
             topic=self.topic,
@@ -425,13 +524,33 @@ class Brainstorm:
             metrics=self.gate.template_terms.metric_list(),
         )
         try:
-            # Recorded as sub-run 0 of the run, so that the run's spend includes it.
-            model = self._slot_model(0)
             plan = self._ask(model, prompt, AnglePlan, "brainstorm-plan", PLAN_MAX_TOKENS)
         except InvalidReply as error:
             self.report(BrainstormEvent(0, "rejected", 0, f"no plan: {error}"))
             return []
-        return spread_angles(plan.angles, self.topic, missing)
+        return [str(angle) for angle in spread_angles(plan.angles, self.topic, missing)]
+
+    def _plan_techniques(self, model: LanguageModel, missing: int) -> list[str]:
+        """A small model's plan: only the names of different techniques on the topic, which
+        it lists well. Measured on the 1.5B local model: asked for angles on parts of the
+        code, it described the parts and its ideas left the topic; given no plan, its slots
+        wrote one idea again and again (4 of 8 drafts on "data augmentation" duplicates)."""
+        prompt = render_prompt(
+            "brainstorm_techniques",
+            topic=self.topic,
+            count=missing + TECHNIQUES_SPARE,
+            written=self._recent_titles(),
+        )
+        try:
+            plan = self._ask(model, prompt, TechniquePlan, "brainstorm-plan", PLAN_MAX_TOKENS)
+        except InvalidReply as error:
+            self.report(BrainstormEvent(0, "rejected", 0, f"no plan: {error}"))
+            return []
+        # A coder model often writes a name as an identifier (elastic_transform), which the
+        # drafts then use as if experiment.py had it.
+        names = [" ".join(name.replace("_", " ").split()) for name in plan.techniques]
+        distinct = {name.lower(): name for name in names}
+        return [f"the technique {name}" for name in list(distinct.values())[:missing]]
 
     def _angle_for(self, slot: int, attempt: int) -> str:
         # After two refusals the angle itself may be the problem: the slot then drafts freely.
@@ -504,12 +623,22 @@ class Brainstorm:
         self.report(BrainstormEvent(slot, "draft"))
         with self._state.lock:
             self._state.drafts += 1
+        feedback_lines = "\n" + "\n".join(feedback) + "\n" if feedback else ""
+        if self._sketch is not None:
+            prompt = render_prompt(
+                "brainstorm_sketch",
+                topic=self.topic,
+                angle=self._angle_for(slot, attempt),
+                feedback=feedback_lines,
+            )
+            sketch = self._ask(model, prompt, self._sketch, "brainstorm-draft", DRAFT_MAX_TOKENS)
+            return sketch.to_idea(), 0
         prompt = render_prompt(
             "brainstorm_draft",
             topic=self.topic,
             angle=self._angle_for(slot, attempt),
             existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
-            feedback="\n" + "\n".join(feedback) + "\n" if feedback else "",
+            feedback=feedback_lines,
             metrics=self.gate.template_terms.metric_list(),
             functions=", ".join(self.gate.template_terms.functions) or "none",
         )
@@ -585,6 +714,17 @@ class Brainstorm:
             existing = self._existing_ideas(load_ideas(self.out, missing_ok=True).ideas)
         listed = {(idea.Name, idea.Title) for idea in existing}
         return [s for s in self.seeds if (s.Name, s.Title) not in listed] + existing
+
+    def _recent_titles(self) -> str:
+        """The latest ideas written for the template, for a small model's plan to steer clear
+        of (it is shown no seeds in full, as it copies their words)."""
+        with self._state.lock:
+            existing = self._existing_ideas(load_ideas(self.out, missing_ok=True).ideas)
+        recent = existing[-SKETCH_LISTED_IDEAS:]
+        if not recent:
+            return ""
+        listed = fence("\n".join(f"- {idea.Title}" for idea in recent), "list of existing ideas")
+        return f"\nIdeas already written; yours must differ from each of them:\n{listed}\n"
 
     def _existing_ideas(self, in_file: list[Idea]) -> list[Idea]:
         """The template's ideas in the store, then those in the output file, each once."""

@@ -480,6 +480,29 @@ def final_info_metrics(folder: Path) -> list[str]:
     return names
 
 
+# Something that selects or tunes (a fitness, early stopping, a search, a pick of the best),
+# then, before the sentence ends and before any word of reporting, the test data as what it
+# goes by: "fitness is the test accuracy", "select the best width on the test set". Reporting
+# the test accuracy of what was selected is what the test data is for, and passes.
+_SELECTS_ON_TEST = re.compile(
+    r"(?<![a-z])(?:fitness|select\w*|early[\s-]stop\w*|tun(?:e|es|ed|ing)|choos\w*|chosen"
+    r"|pick\w*|rank\w*|maximi[sz]\w*|minimi[sz]\w*)"
+    r"(?:(?!test|evaluat|report|measur|compar|assess|final|never|\bnot?\b|instead|rather"
+    r"|\band\b|\bthen\b)[^.;]){0,60}?"
+    r"(?:\b(?:by|on|using|from|as|is|of|via|to|with|against|monitor(?:s|ing)?)\s+"
+    r"|(?<=maximi[sz]e\s)|(?<=minimi[sz]e\s)|(?<=maximi[sz]es\s)|(?<=minimi[sz]es\s))"
+    r"(?:the\s+|its\s+|their\s+|a\s+)?test(?:[\s_-](?:set|data|split|accuracy|loss|error"
+    r"|performance|images|score))",
+    re.IGNORECASE,
+)
+
+
+def selects_on_test_data(idea: Idea) -> str | None:
+    """The words where the idea selects or tunes on the test data, or None."""
+    match = _SELECTS_ON_TEST.search(idea.Experiment)
+    return match.group(0) if match else None
+
+
 def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFailure]:
     failures = []
     used = template_terms.used(idea)
@@ -511,6 +534,16 @@ def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFa
                 kind="foreign_data",
                 message=f"it is about {', '.join(foreign)}, which the template's data does not "
                 "have (its code and task description never mention it)",
+            )
+        )
+    on_test = selects_on_test_data(idea)
+    if on_test:
+        failures.append(
+            GateFailure(
+                kind="selects_on_test",
+                message=f"it selects or tunes on the test data ({on_test!r}); score the "
+                "choice on images held out from the training data, and keep the test data "
+                "for the reported result",
             )
         )
     if not template_terms.measured(idea):

@@ -20,12 +20,14 @@ import pytest
 
 from ideagen import embeddings
 from ideagen.brainstorm import (
+    SKETCH_MAX_CHARS,
     Angle,
     Brainstorm,
     BrainstormEvent,
     PlanPart,
     default_rounds,
     plan_parts,
+    sketch_schema,
 )
 from ideagen.cli import main
 from ideagen.idea_examples import ai_scientist_examples
@@ -619,3 +621,81 @@ def test_a_draft_that_reuses_a_seed_name_for_its_own_idea_is_renamed(
 def test_the_local_model_skips_critique_rounds_by_default():
     assert default_rounds("local") == 0
     assert default_rounds("anthropic") == default_rounds("openai") == 3
+
+
+def test_a_small_model_writes_an_idea_in_parts_from_the_templates_own_names(
+    loopback, monkeypatch, store, template, tmp_path
+):
+    # A small model served behind the OpenAI API (as Ollama would serve one), marked weak as
+    # the local provider is: it gets the sketch instead of the paragraph draft.
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-brainstorm")
+    baseline = {"fashion": {"means": {"test_accuracy": 0.9, "train_time": 60.0}}}
+    (template / "run_0").mkdir()
+    (template / "run_0" / "final_info.json").write_text(json.dumps(baseline))
+    sketch = {
+        "function": "make_optimizer",
+        "change": "Evolve learning_rate and momentum with a (1+4) evolution strategy over five "
+        "generations: each child perturbs both by a log-normal step of 0.2, and each candidate "
+        "is scored on 5,000 training images held out from training",
+        "runs": "the evolved pair against learning_rate 0.1 and momentum 0.9, two seeds each",
+        "metric": "test_accuracy",
+        "expected": "the evolved pair reaches the baseline's accuracy in fewer epochs",
+        "Title": "Evolution Strategies for the Learning Rate and Momentum",
+        "Interestingness": 5,
+        "Feasibility": 8,
+        "Novelty": 4,
+    }
+    techniques = {"techniques": ["evolution_strategies", "genetic algorithm"]}
+    loopback.responder = lambda request: Reply(
+        json.dumps(techniques if request.purpose == PLAN else sketch)
+    )
+    model = get_model("openai", store=store, retry=FAST_RETRY)
+    model.weak = True
+    out = tmp_path / "seed_ideas.json"
+    out.write_text(json.dumps([idea_json("users_own", "Cosine Schedule Study", "Run it twice.")]))
+    result = Brainstorm(
+        model, store, load_template(template), topic="evolutionary", count=1, out=out
+    ).run()
+    assert result.complete and result.drafts == 1, result.rejected
+    written = json.loads(out.read_text())[1]
+    assert written["Name"] == "evolution_strategies_for_the_learning_rate_and_momentum"
+    experiment = written["Experiment"]
+    assert experiment.startswith("In experiment.py, change `make_optimizer`: Evolve learning_rate")
+    assert "unchanged experiment.py: the evolved pair against learning_rate 0.1" in experiment
+    assert "Compare their test accuracy with the baseline's. Expected: the evolved" in experiment
+    # The plan named techniques, with spares; the slot drafted the first, in plain words.
+    assert result.angles == ["the technique evolution strategies"]
+    assert [r.purpose for r in loopback.requests] == [PLAN, DRAFT]
+    plan = loopback.requests[0].last_user_text
+    assert "List 3 different evolutionary techniques" in plan and "Cosine Schedule Study" in plan
+    draft = loopback.requests[1]
+    assert "from the plan): the technique evolution strategies" in draft.last_user_text
+    # The reply could only name what the template has, and no idea's words primed the draft.
+    schema = draft.body["response_format"]["json_schema"]["schema"]["properties"]
+    assert schema["function"]["enum"] == ["augment", "make_optimizer", "Net"]
+    assert schema["metric"]["enum"] == ["test_accuracy", "train_time"]
+    assert "Cosine" not in draft.last_user_text
+
+
+def test_a_sketch_field_cut_at_its_length_limit_keeps_its_whole_sentences():
+    schema = sketch_schema(["train"], ["test_accuracy"])
+    limit = SKETCH_MAX_CHARS["change"]
+    whole = "Evolve max_lr and momentum with a genetic algorithm over five generations. "
+    cut = (whole * (limit // len(whole) + 1))[:limit]
+    sketch = schema(
+        function="train",
+        change=cut,
+        runs="the evolved pair against max_lr 0.2 and momentum 0.9, two seeds each",
+        metric="test_accuracy",
+        expected="the evolved pair matches the baseline in fewer epochs",
+        Title="Evolving the Learning Rate and Momentum",
+        Interestingness=5,
+        Feasibility=8,
+        Novelty=4,
+    )
+    experiment = sketch.to_idea().Experiment
+    kept = experiment.split("`train`: ")[1].split(" Runs to compare")[0]
+    assert kept == " ".join([whole.strip()] * (limit // len(whole)))
+    with pytest.raises(ValueError, match="function"):
+        schema.model_validate(sketch.model_dump() | {"function": "run"})

@@ -337,3 +337,43 @@ def test_a_draft_under_a_seed_title_is_a_copy_whatever_its_experiment(store, fas
     failures = Gate(fashion, store, examples=gate_examples(fashion)).check(retitled)
     assert [f.kind for f in failures] == ["copies_example"]
     assert seed.Name in failures[0].message
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The genetic algorithm's fitness is the test accuracy of each network after one epoch.",
+        "Select the best of the evolved widths on the test set.",
+        "The evolved augmentation policy maximizes the test accuracy.",
+        "Early stopping monitors the test loss.",
+    ],
+)
+def test_selecting_or_tuning_on_the_test_data_is_refused(store, fashion, sentence):
+    text = (
+        "Evolve `widths` with a genetic algorithm over four generations of six networks, each "
+        f"trained by `train` for one epoch with max_lr unchanged. {sentence} Compare "
+        "num_parameters with the baseline."
+    )
+    failures = Gate(fashion, store).check(idea("evolved_widths", "Evolving Network Widths", text))
+    assert [f.kind for f in failures] == ["selects_on_test"]
+    assert "held out from the training data" in failures[0].message
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Select the best widths by accuracy on 5,000 held-out training images, then report "
+        "their test accuracy.",
+        "Tune max_lr on the training images and evaluate on the test set.",
+        "Compare the test accuracy of the evolved network with the baseline.",
+        "Early stopping scores on images held out from the training data, never on the test data.",
+    ],
+)
+def test_reporting_the_test_result_of_what_was_selected_passes(store, fashion, sentence):
+    text = (
+        "Evolve `widths` with a genetic algorithm over four generations of six networks, each "
+        f"trained by `train` for one epoch with max_lr unchanged. {sentence} Report "
+        "num_parameters too."
+    )
+    evolved = idea("evolved_widths", "Evolving Network Widths", text)
+    assert Gate(fashion, store).check(evolved) == []

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_progress(brainstorm: Brainstorm, console: Console) -> BrainstormResult:
     if brainstorm.model.weak:
         console.print(
-            "[yellow]On the CPU the local model takes one to two minutes per idea, more when "
+            "[yellow]On the CPU the local model takes about a minute per idea, more when "
             "drafts are refused."
         )
     progress = Progress(

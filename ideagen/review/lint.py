@@ -26,6 +26,7 @@ GateKind = Literal[
     "no_measurement",
     "unknown_code",
     "foreign_data",
+    "selects_on_test",
     "off_topic",
     "copies_example",
     "duplicate",
