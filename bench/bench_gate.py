@@ -228,6 +228,12 @@ def calibrate(store: Store) -> None:
         "none",
     )
     rule(
+        f"runs of {gate.COPIED_WORDS} words copied from the task description",
+        lambda i, t: int(gate.copied_from_task(i, t) is not None),
+        lambda v: v == 0,
+        "none",
+    )
+    rule(
         "all plain-English and grounding rules",
         lambda i, t: len(gate.plain_english_problems(i) + gate.grounding_problems(i, t)),
         lambda v: v == 0,

@@ -69,7 +69,7 @@ MAX_NAME_LENGTH = 60
 # being the same idea as another (duplicate, copies_example) or about another topic.
 REPAIRABLE = frozenset(
     "length not_plain_english placeholder_title ungrounded no_measurement unknown_code "
-    "foreign_data selects_on_test infeasible".split()
+    "foreign_data selects_on_test copies_task infeasible".split()
 )
 DRAFT_MAX_TOKENS = 1024
 PLAN_MAX_TOKENS = 900
@@ -107,8 +107,8 @@ class IdeaDraft(BaseModel):
 
 
 class IdeaSketch(BaseModel):
-    """An idea as a small model writes it: in parts, the function of experiment.py it changes
-    and the result it is judged by first, each chosen from what the template has (see
+    """An idea as a small model writes it: in parts, with the function of experiment.py it
+    changes and the result it is judged by each chosen from what the template has (see
     `sketch_schema`); `to_idea` joins the parts into the Experiment paragraph.
 
     Measured on the 1.5B local model asked for a whole paragraph: half its drafts named
@@ -508,6 +508,11 @@ class Brainstorm:
     def _plan(self, missing: int) -> list[str]:
         """Different angles for the slots, or none when the model cannot give a valid plan
         (the slots then draft freely, as they would without a plan)."""
+        if self.model.weak and self._sketch is None:
+            # A template without a baseline run to read metrics from. Measured on the 1.5B
+            # local model: asked for angles, it described the parts rather than applying the
+            # topic to them; given the parts directly, it costs no call.
+            return [str(angle) for angle in spread_angles([], self.topic, missing)]
         self.report(BrainstormEvent(0, "plan"))
         # Recorded as sub-run 0 of the run, so that the run's spend includes it.
         model = self._slot_model(0)
@@ -532,9 +537,8 @@ class Brainstorm:
 
     def _plan_techniques(self, model: LanguageModel, missing: int) -> list[str]:
         """A small model's plan: only the names of different techniques on the topic, which
-        it lists well. Measured on the 1.5B local model: asked for angles on parts of the
-        code, it described the parts and its ideas left the topic; given no plan, its slots
-        wrote one idea again and again (4 of 8 drafts on "data augmentation" duplicates)."""
+        it lists well. Measured on the 1.5B local model: given no plan, its slots wrote one
+        idea again and again (4 of 8 drafts on "data augmentation" were duplicates)."""
         prompt = render_prompt(
             "brainstorm_techniques",
             topic=self.topic,
@@ -623,27 +627,7 @@ class Brainstorm:
         self.report(BrainstormEvent(slot, "draft"))
         with self._state.lock:
             self._state.drafts += 1
-        feedback_lines = "\n" + "\n".join(feedback) + "\n" if feedback else ""
-        if self._sketch is not None:
-            prompt = render_prompt(
-                "brainstorm_sketch",
-                topic=self.topic,
-                angle=self._angle_for(slot, attempt),
-                feedback=feedback_lines,
-            )
-            sketch = self._ask(model, prompt, self._sketch, "brainstorm-draft", DRAFT_MAX_TOKENS)
-            return sketch.to_idea(), 0
-        prompt = render_prompt(
-            "brainstorm_draft",
-            topic=self.topic,
-            angle=self._angle_for(slot, attempt),
-            existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
-            feedback=feedback_lines,
-            metrics=self.gate.template_terms.metric_list(),
-            functions=", ".join(self.gate.template_terms.functions) or "none",
-        )
-        draft = self._ask(model, prompt, IdeaDraft, "brainstorm-draft", DRAFT_MAX_TOKENS)
-        idea = draft.to_idea()
+        idea = self._draft(model, slot, attempt, feedback)
         rounds_used = 0
         for round_number in range(1, self.rounds + 1):
             if self._state.stop.is_set():
@@ -678,6 +662,29 @@ class Brainstorm:
             if finished:
                 break
         return idea, rounds_used
+
+    def _draft(self, model: LanguageModel, slot: int, attempt: int, feedback: list[str]) -> Idea:
+        feedback_lines = "\n" + "\n".join(feedback) + "\n" if feedback else ""
+        if self._sketch is not None:
+            prompt = render_prompt(
+                "brainstorm_sketch",
+                topic=self.topic,
+                angle=self._angle_for(slot, attempt),
+                feedback=feedback_lines,
+            )
+            sketch = self._ask(model, prompt, self._sketch, "brainstorm-draft", DRAFT_MAX_TOKENS)
+            return sketch.to_idea()
+        prompt = render_prompt(
+            "brainstorm_draft",
+            topic=self.topic,
+            angle=self._angle_for(slot, attempt),
+            existing_ideas=fence(summarize_ideas(self._known_ideas()), "list of existing ideas"),
+            feedback=feedback_lines,
+            metrics=self.gate.template_terms.metric_list(),
+            functions=", ".join(self.gate.template_terms.functions) or "none",
+        )
+        draft = self._ask(model, prompt, IdeaDraft, "brainstorm-draft", DRAFT_MAX_TOKENS)
+        return draft.to_idea()
 
     def _repair(self, model: LanguageModel, idea: Idea, problems: str) -> Idea | None:
         """The draft corrected for what the checks found, or None when the reply is invalid."""

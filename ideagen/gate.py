@@ -51,6 +51,7 @@ MAX_TRIGRAM_REPEATS = 8
 # use 4 or more; 9 of 12 nonsense drafts use fewer. A metric of run_0/final_info.json must be
 # named (89% of real ideas do; those that do not say "evaluate the effectiveness").
 MIN_TEMPLATE_TERMS = 4
+COPIED_WORDS = 8  # words in a row shared with the task description that make a copy
 # On topic: an idea that does not use the topic's own words must be this close in meaning
 # (cosine of MiniLM embeddings of the topic and the idea's opening). Meaning separates ideas
 # on and off a one- or two-word topic poorly, so this only refuses what is far from it: at
@@ -503,6 +504,19 @@ def selects_on_test_data(idea: Idea) -> str | None:
     return match.group(0) if match else None
 
 
+def copied_from_task(idea: Idea, template_terms: TemplateTerms) -> str | None:
+    """The first COPIED_WORDS words in a row that the Experiment shares with the template's
+    task description, or None: a small model pads its runs with the task's own sentences
+    ("takes about a minute on two CPU cores, so an idea can afford several runs")."""
+    task = re.findall(r"[a-z0-9]+", template_terms.template.task_description.lower())
+    spans = {tuple(task[i : i + COPIED_WORDS]) for i in range(len(task) - COPIED_WORDS + 1)}
+    said = re.findall(r"[a-z0-9]+", idea.Experiment.lower())
+    for i in range(len(said) - COPIED_WORDS + 1):
+        if tuple(said[i : i + COPIED_WORDS]) in spans:
+            return " ".join(said[i : i + COPIED_WORDS])
+    return None
+
+
 def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFailure]:
     failures = []
     used = template_terms.used(idea)
@@ -534,6 +548,15 @@ def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFa
                 kind="foreign_data",
                 message=f"it is about {', '.join(foreign)}, which the template's data does not "
                 "have (its code and task description never mention it)",
+            )
+        )
+    copied = copied_from_task(idea, template_terms)
+    if copied:
+        failures.append(
+            GateFailure(
+                kind="copies_task",
+                message=f"it copies the template's task description ({copied!r}); say what "
+                "this idea changes and measures instead",
             )
         )
     on_test = selects_on_test_data(idea)

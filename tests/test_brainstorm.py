@@ -30,6 +30,7 @@ from ideagen.brainstorm import (
     sketch_schema,
 )
 from ideagen.cli import main
+from ideagen.gate import TemplateTerms
 from ideagen.idea_examples import ai_scientist_examples
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
@@ -448,23 +449,19 @@ def test_cli_reports_a_bad_template_folder(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_local_model_writes_valid_ideas(store, template, tmp_path):
+def test_the_local_model_writes_valid_ideas(store, tmp_path):
     out = tmp_path / "seed_ideas.json"
     model = get_model("local", store=store)
-    result = Brainstorm(
-        model,
-        store,
-        load_template(template),
-        topic="data augmentation",
-        count=1,
-        out=out,
-        rounds=1,
-    ).run()
+    bundled = load_template(REPO / "template")
+    result = Brainstorm(model, store, bundled, topic="data augmentation", count=1, out=out).run()
     loaded = load_ideas(out)
     assert loaded.errors == []
-    assert len(loaded.ideas) == len(result.new) == 1
-    idea = loaded.ideas[0]
-    assert idea.Title.strip() and idea.Experiment.strip()
+    assert len(loaded.ideas) == len(result.new) == 1, result.rejected
+    # The plan named a technique, and the idea was written in parts whose function the
+    # grammar took from experiment.py.
+    assert len(result.angles) == 1 and result.angles[0].startswith("the technique ")
+    changed = loaded.ideas[0].Experiment.split("`")[1]
+    assert changed in TemplateTerms(bundled).functions
 
 
 def test_the_plan_gives_each_slot_its_own_angle(loopback, anthropic, store, template, tmp_path):
@@ -655,7 +652,7 @@ def test_a_small_model_writes_an_idea_in_parts_from_the_templates_own_names(
     out = tmp_path / "seed_ideas.json"
     out.write_text(json.dumps([idea_json("users_own", "Cosine Schedule Study", "Run it twice.")]))
     result = Brainstorm(
-        model, store, load_template(template), topic="evolutionary", count=1, out=out
+        model, store, load_template(template), topic="evolutionary", count=1, out=out, rounds=0
     ).run()
     assert result.complete and result.drafts == 1, result.rejected
     written = json.loads(out.read_text())[1]

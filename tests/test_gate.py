@@ -377,3 +377,18 @@ def test_reporting_the_test_result_of_what_was_selected_passes(store, fashion, s
     )
     evolved = idea("evolved_widths", "Evolving Network Widths", text)
     assert Gate(fashion, store).check(evolved) == []
+
+
+def test_an_idea_padded_with_the_task_description_is_refused(store, fashion):
+    text = (
+        "Evolve max_lr and momentum with a genetic algorithm over four generations of six "
+        "candidates, each scored on 5,000 training images held out from training. Run the "
+        "experiment with two seeds (on a CPU side by side, one process each) and take about a "
+        "minute on two CPU cores. Compare test accuracy with the baseline."
+    )
+    failures = Gate(fashion, store).check(idea("evolved_lr", "Evolving the Learning Rate", text))
+    assert [f.kind for f in failures] == ["copies_task"]
+    assert "'two seeds on a cpu side by side'" in failures[0].message
+    # Naming the template's own things is not a copy.
+    named = text.replace("(on a CPU side by side, one process each) ", "")
+    assert Gate(fashion, store).check(idea("evolved_lr", "Evolving the Learning Rate", named)) == []

@@ -27,6 +27,7 @@ GateKind = Literal[
     "unknown_code",
     "foreign_data",
     "selects_on_test",
+    "copies_task",
     "off_topic",
     "copies_example",
     "duplicate",
