@@ -490,7 +490,7 @@ _SELECTS_ON_TEST = re.compile(
     r"|pick\w*|rank\w*|maximi[sz]\w*|minimi[sz]\w*)"
     r"(?:(?!test|evaluat|report|measur|compar|assess|final|never|\bnot?\b|instead|rather"
     r"|\band\b|\bthen\b)[^.;]){0,60}?"
-    r"(?:\b(?:by|on|using|from|as|is|of|via|to|with|against|monitor(?:s|ing)?)\s+"
+    r"(?:\b(?:by|on|using|from|as|is|be|are|of|via|to|with|against|monitor(?:s|ing)?)\s+"
     r"|(?<=maximi[sz]e\s)|(?<=minimi[sz]e\s)|(?<=maximi[sz]es\s)|(?<=minimi[sz]es\s))"
     r"(?:the\s+|its\s+|their\s+|a\s+)?test(?:[\s_-](?:set|data|split|accuracy|loss|error"
     r"|performance|images|score))",

@@ -346,6 +346,7 @@ def test_a_draft_under_a_seed_title_is_a_copy_whatever_its_experiment(store, fas
         "Select the best of the evolved widths on the test set.",
         "The evolved augmentation policy maximizes the test accuracy.",
         "Early stopping monitors the test loss.",
+        "The fitness function should be the test accuracy over the whole test set.",
     ],
 )
 def test_selecting_or_tuning_on_the_test_data_is_refused(store, fashion, sentence):
