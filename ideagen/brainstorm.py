@@ -78,7 +78,7 @@ PROMPT_CHARS_BESIDES_CONTEXT = 4000  # instructions and the summaries of existin
 SAVE_GRACE_S = 10.0  # after Ctrl-C, how long an idea being written may take to finish
 CRITIQUE_MAX_TOKENS = 1400
 SKETCH_MAX_CHARS = {"change": 800, "runs": 300, "expected": 250}
-SKETCH_LISTED_IDEAS = 8
+PLAN_LISTED_IDEAS = 8
 TECHNIQUES_SPARE = 2  # techniques asked for beyond the ideas wanted, as a small model repeats
 
 
@@ -727,7 +727,7 @@ class Brainstorm:
         of (it is shown no seeds in full, as it copies their words)."""
         with self._state.lock:
             existing = self._existing_ideas(load_ideas(self.out, missing_ok=True).ideas)
-        recent = existing[-SKETCH_LISTED_IDEAS:]
+        recent = existing[-PLAN_LISTED_IDEAS:]
         if not recent:
             return ""
         listed = fence("\n".join(f"- {idea.Title}" for idea in recent), "list of existing ideas")

@@ -370,6 +370,14 @@ class TemplateTerms:
         return [node.name for node in body if isinstance(node, _DEFINITIONS)]
 
     @cached_property
+    def task_spans(self) -> frozenset[tuple[str, ...]]:
+        """Every COPIED_WORDS words in a row of the task description, lower-cased."""
+        task = _WORD.findall(self.template.task_description.lower())
+        return frozenset(
+            tuple(task[i : i + COPIED_WORDS]) for i in range(len(task) - COPIED_WORDS + 1)
+        )
+
+    @cached_property
     def absent_data_kinds(self) -> frozenset[str]:
         """The words of DATA_KIND_FAMILIES whose family the code and task never mention."""
         text = f"{self.template.experiment_code}\n{self.template.task_description}"
@@ -508,11 +516,9 @@ def copied_from_task(idea: Idea, template_terms: TemplateTerms) -> str | None:
     """The first COPIED_WORDS words in a row that the Experiment shares with the template's
     task description, or None: a small model pads its runs with the task's own sentences
     ("takes about a minute on two CPU cores, so an idea can afford several runs")."""
-    task = re.findall(r"[a-z0-9]+", template_terms.template.task_description.lower())
-    spans = {tuple(task[i : i + COPIED_WORDS]) for i in range(len(task) - COPIED_WORDS + 1)}
-    said = re.findall(r"[a-z0-9]+", idea.Experiment.lower())
+    said = _WORD.findall(idea.Experiment.lower())
     for i in range(len(said) - COPIED_WORDS + 1):
-        if tuple(said[i : i + COPIED_WORDS]) in spans:
+        if tuple(said[i : i + COPIED_WORDS]) in template_terms.task_spans:
             return " ".join(said[i : i + COPIED_WORDS])
     return None
 
