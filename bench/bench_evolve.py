@@ -8,8 +8,9 @@ For each arm, over the top K of its pool by the judge's score (the mean of its t
 ratings): niches covered (every idea placed by the same embedding placer, so neither arm is
 placed by its own model), mean and best judge score, the mean pairwise embedding distance
 (1 - cosine, MiniLM), how many of the top K are new ideas rather than seeds, and the share of
-candidates rejected as duplicates or infeasible. Each arm has a fresh store of its own, so no cached
-answer favours either; the judge answers at temperature 0, so an idea seen by both arms gets
+candidates rejected, by reason (a duplicate, infeasible, refused by the brainstorm gate, or a
+reply that was no valid idea). Each arm has a fresh store of its own, so no cached answer
+favours either; the judge answers at temperature 0, so an idea seen by both arms gets
 the same score from a deterministic model.
 
     python bench/bench_evolve.py --provider local -k 4 --rounds 1
@@ -47,7 +48,7 @@ class Arm:
     pool: list[tuple[Idea, float, bool]]  # idea, judge score, new (not a template seed)
     calls: int
     candidates: int
-    rejected: int
+    rejected: dict[str, int]  # by reason: duplicate, infeasible, gate, invalid
     seconds: float
 
 
@@ -65,7 +66,9 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, store: Store) -> dict[str, st
     ]
     niches_top = {placer.nearest(idea).niche for idea in ideas}
     niches_pool = {placer.nearest(idea).niche for idea, _, _ in arm.pool}
-    share = arm.rejected / arm.candidates if arm.candidates else 0.0
+    rejected = sum(arm.rejected.values())
+    share = rejected / arm.candidates if arm.candidates else 0.0
+    reasons = ", ".join(f"{count} {reason}" for reason, count in arm.rejected.items() if count)
     return {
         "model calls": str(arm.calls),
         "wall time": f"{arm.seconds:.0f} s",
@@ -75,7 +78,8 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, store: Store) -> dict[str, st
         f"best judge score, top {k}": f"{max(scores):.2f}" if scores else "-",
         f"mean pairwise distance, top {k}": f"{np.mean(distances):.3f}" if distances else "-",
         f"new ideas in the top {k}": str(sum(new for _, _, new in best)),
-        "rejected (duplicate/infeasible)": f"{arm.rejected} of {arm.candidates} ({share:.0%})",
+        "candidates rejected": f"{rejected} of {arm.candidates} ({share:.0%})",
+        "  of which": reasons or "-",
     }
 
 
@@ -99,12 +103,15 @@ def run_brainstorm(args, store: Store, template, seeds: list[Idea], work: Path) 
     judge = Judge(judge_model, template.task_description)
     new = [finished.idea for finished in result.new]
     pool = [(idea, judge.score(idea).mean, idea in new) for idea in seeds + new]
-    rejected = result.duplicates_rejected + result.infeasible_rejected
+    rejected = {"duplicate": 0, "infeasible": 0, "gate": 0, "invalid": 0}
+    for kind, count in result.rejected.items():
+        reason = kind if kind in rejected else "invalid" if kind == "invalid_reply" else "gate"
+        rejected[reason] += count
     return Arm(
         "brainstorm + review",
         pool,
         store.spend(run_id).calls,
-        len(new) + rejected,
+        len(new) + sum(rejected.values()),
         rejected,
         time.monotonic() - started,
     )
@@ -129,12 +136,17 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         for e in result.elites
     ]
     session = result.session
-    rejected = session.duplicate + session.infeasible + session.gate
+    rejected = {
+        "duplicate": session.duplicate,
+        "infeasible": session.infeasible,
+        "gate": session.gate,
+        "invalid": session.invalid,
+    }
     return Arm(
         "evolve",
         pool,
         result.spend.calls,
-        session.bred + session.seeds,
+        session.bred + session.seeds + session.invalid,
         rejected,
         time.monotonic() - started,
     )
@@ -181,6 +193,13 @@ def main() -> int:
         with Store.open(work / "metrics-home") as store:
             placer = NichePlacer(default_niches(), store, "embedding")
             rows = {arm.name: metrics(arm, args.k, placer, store) for arm in (baseline, evolved)}
+            listed = {
+                arm.name: [
+                    f"  {score:5.2f}  {placer.nearest(idea).niche:28s} {idea.Title}"
+                    for idea, score, _ in top(arm, args.k)
+                ]
+                for arm in (baseline, evolved)
+            }
     print(
         f"drafter and judge: {model.provider} {model.model}; topic {args.topic!r}; "
         f"K={args.k}, brainstorm rounds={args.rounds}; template seeds: {len(seeds)}; "
@@ -191,6 +210,8 @@ def main() -> int:
     print(f"{'':{width}}{names[0]:>24}{names[1]:>14}")
     for metric in rows[names[0]]:
         print(f"{metric:{width}}{rows[names[0]][metric]:>24}{rows[names[1]][metric]:>14}")
+    for name, lines in listed.items():
+        print(f"top {args.k} of {name} (judge score, niche, title):", *lines, sep="\n")
     return 0
 
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, create_model
 from ideagen import embeddings, idea_examples
 from ideagen.dedup import opening_text
 from ideagen.embeddings import EmbeddingModelMissing
-from ideagen.gate import Gate
+from ideagen.gate import Gate, TemplateTerms
 from ideagen.ideafile import (
     IdeaFileError,
     append_ideas,
@@ -184,6 +184,15 @@ def sketch_schema(functions: list[str], metrics: list[str]) -> type[IdeaSketch]:
             Field(description="the result of the runs that decides whether the idea works"),
         ),
     )
+
+
+def weak_model_schema(model: LanguageModel, terms: TemplateTerms) -> type[IdeaSketch] | None:
+    """The parts a weak model writes an idea in, or None when it writes the paragraph: a strong
+    model always does, and so does a weak one on a template with no functions or no baseline
+    results to choose from."""
+    if model.weak and terms.functions and terms.metric_names:
+        return sketch_schema(terms.functions, terms.metric_names)
+    return None
 
 
 # The parts of experiment.py a plan spreads its angles over: the rows of evolve's niche grid
@@ -437,12 +446,7 @@ class Brainstorm:
         # bench/bench_offline_ideas.py: the 1.5B local model fixed 0 of 5 drafts it was asked
         # to repair, each call as slow as a new draft; it redrafts instead.
         self._repairs = not model.weak
-        terms = self.gate.template_terms
-        self._sketch = (
-            sketch_schema(terms.functions, terms.metric_names)
-            if model.weak and terms.functions and terms.metric_names
-            else None
-        )
+        self._sketch = weak_model_schema(model, self.gate.template_terms)
         self._angles: list[str] = []
         self._cache_primed = threading.Event()
         self._state = _RunState()

@@ -24,6 +24,7 @@ import pytest
 from ideagen.cli import main
 from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
 from ideagen.evolve.archive import Archive
+from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.review.report import render_archive_report
@@ -341,6 +342,56 @@ def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_co
     judged = [shown_idea(r.last_user_text)["Name"] for r in breeder.seen["judge"]]
     assert not {"mixup_again", "imagenet_transfer", "vague_distillation"} & set(judged)
     assert (result.totals.duplicate, result.totals.infeasible, result.totals.gate) == (1, 1, 1)
+
+
+def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
+    server, store, template, tmp_path
+):
+    baseline = {"fashion": {"means": {"test_accuracy": 0.9, "train_time": 60.0}}}
+    (template / "run_0").mkdir()
+    (template / "run_0" / "final_info.json").write_text(json.dumps(baseline))
+    sketch = {
+        "function": "Net",
+        "change": "Add dropout regularization with rate 0.3 after each convolution of Net, "
+        "active only in training, so that no channel can carry a class on its own; the rate "
+        "is the one setting added and the optimizer and epochs stay as they are.",
+        "runs": "dropout rates 0.1, 0.3 and 0.5 against the unchanged network, two seeds each",
+        "metric": "test_accuracy",
+        "expected": "a rate of 0.3 closes part of the gap between training and test accuracy",
+        "Title": "Dropout After Every Convolution of a Small CNN",
+        "Interestingness": 5,
+        "Feasibility": 8,
+        "Novelty": 3,
+    }
+    breeder = Breeder([])
+    breeder._breed = lambda operator, user: sketch
+    server.responder = breeder
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model.weak = True
+    result = Evolve(
+        model,
+        store,
+        load_template(template),
+        topic="regularization",
+        out=tmp_path / "elites.json",
+        max_calls=6,
+        concurrency=1,
+        rng_seed=7,
+    ).run()
+
+    # The reply to a breeding prompt could only name the template's functions and results,
+    # and the context asked for the parts, not the paragraph.
+    breeding = [r for r in server.requests if r.purpose.removeprefix("evolve.") in OPERATORS]
+    assert breeding
+    schema = breeding[0].body["response_format"]["json_schema"]["schema"]["properties"]
+    assert schema["function"]["enum"] == ["augment", "make_optimizer", "Net"]
+    assert schema["metric"]["enum"] == ["test_accuracy", "train_time"]
+    assert '"function": the one function or class' in breeding[0].prompt_text
+    # ideagen joined the parts into a child that passed the checks and was judged.
+    bred = entries_by_name(store, result)["dropout_after_every_convolution_of_a_small_cnn"]
+    assert bred.status in ("elite", "lost"), bred.reason
+    assert bred.idea.Experiment.startswith("In experiment.py, change `Net`: Add dropout")
+    assert "Compare their test accuracy with the baseline's." in bred.idea.Experiment
 
 
 # budget, resume, output

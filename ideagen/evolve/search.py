@@ -35,6 +35,7 @@ from ideagen.brainstorm import (
     draft_fields,
     feasibility_problems,
     template_dataset,
+    weak_model_schema,
 )
 from ideagen.dedup import duplicates_against, opening_text
 from ideagen.embeddings import EmbeddingModelMissing
@@ -293,6 +294,8 @@ class Evolve:
         self.dataset = template_dataset(template)
         # No examples: the template's seeds are in the archive, where a child may revise them.
         self.gate = Gate(template, store, topic=self.topic)
+        # A weak model writes each child in parts, as it writes brainstorm's drafts.
+        self._reply_schema = weak_model_schema(model, self.gate.template_terms) or IdeaDraft
         self.rng = random.Random(rng_seed)
         self.archive = Archive.load(self.key, self.spec, store)
         self._context = render_prompt(
@@ -301,6 +304,11 @@ class Evolve:
             template_name=template.name,
             task_description=template.task_description.strip(),
             experiment_code=template.experiment_code.rstrip(),
+            reply_form=render_prompt(
+                "evolve_reply_paragraph"
+                if self._reply_schema is IdeaDraft
+                else "evolve_reply_parts"
+            ),
         )
         try:
             self._seeds = self._collect_seeds()
@@ -505,7 +513,7 @@ class Evolve:
         prompt = render_prompt(f"evolve_{task.operator}", **values)
         draft = model.structured(
             [Message(role="user", content=prompt)],
-            IdeaDraft,
+            self._reply_schema,
             context=self._context,
             max_tokens=DRAFT_MAX_TOKENS,
             purpose=f"evolve.{task.operator}",
