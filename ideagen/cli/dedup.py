@@ -110,10 +110,11 @@ def _judge(args: argparse.Namespace, store: Store, errors: Console) -> LanguageM
     model = model_from_args(args, store, None, errors)
     if model.weak:
         errors.print(
-            f"[yellow]warning:[/] the offline model {model.model} has shown no gain as a judge "
-            "on the dev set (of 4 uncertain pairs it missed the one duplicate, about 3 minutes a "
-            "pair on 2 cores); an API model (ANTHROPIC_API_KEY, OPENAI_API_KEY or --base-url) "
-            "is the better judge",
+            f"[yellow]warning:[/] the offline model {model.model} is a poor judge: on the 75 "
+            "uncertain pairs of the dev set it called none of the 29 duplicates a duplicate "
+            "(F1 0.755 without it, 0.624 with it), at about 20 s a pair on 2 cores; it only "
+            "keeps uncertain pairs apart. An API model (ANTHROPIC_API_KEY, OPENAI_API_KEY or "
+            "--base-url) is the judge to use",
             highlight=False,
         )
     return model

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -24,13 +26,22 @@ Verdict = Literal["duplicate", "related", "distinct"]
 # The fields are generated in this order: a small model names each idea's change and answers
 # the two deciding questions before it gives a verdict, so the verdict follows from what it
 # wrote rather than from how alike the two texts read.
+# The length bounds keep a local model's answer short (each generated token costs it about
+# a tenth of a second on a laptop's cores); the local grammar enforces them.
 class JudgeAnswer(BaseModel):
-    change_a: str = Field(description="what idea A changes in the experiment, in a few words")
-    change_b: str = Field(description="what idea B changes in the experiment, in a few words")
+    change_a: str = Field(
+        max_length=80, description="what idea A changes in the experiment, in at most 8 words"
+    )
+    change_b: str = Field(
+        max_length=80, description="what idea B changes in the experiment, in at most 8 words"
+    )
     same_change: bool = Field(description="whether A and B make the same change by one method")
     same_measurement: bool = Field(description="whether A and B measure the same thing")
     verdict: Verdict
-    reason: str = Field(description="one sentence: which change and measurement decided it")
+    reason: str = Field(
+        max_length=200,
+        description="one sentence of at most 20 words: which change and measurement decided it",
+    )
 
     @property
     def duplicate(self) -> bool:
@@ -67,9 +78,16 @@ def ask_judge(
 
 
 def judgment_key(left: Idea, right: Idea) -> str:
-    """The same for (a, b) and (b, a): the two ideas' content hashes, sorted."""
+    """The same for (a, b) and (b, a): the two ideas' content hashes, sorted, and the judge's
+    question (its prompt and answer schema), so that a reworded judge is asked afresh."""
     hashes = sorted(content_hash(f"{idea.Title}\n{idea.Experiment}") for idea in (left, right))
-    return hashlib.sha256("|".join(hashes).encode()).hexdigest()
+    return hashlib.sha256("|".join([*hashes, _question_version()]).encode()).hexdigest()
+
+
+@functools.cache
+def _question_version() -> str:
+    schema = json.dumps(JudgeAnswer.model_json_schema(), sort_keys=True)
+    return content_hash(render_prompt("dedup_judge") + schema)
 
 
 def _question(left: Idea, right: Idea) -> str:
