@@ -207,9 +207,9 @@ def main() -> int:
     )
     names = list(rows)
     width = max(len(metric) for metric in rows[names[0]]) + 2
-    print(f"{'':{width}}{names[0]:>24}{names[1]:>14}")
+    print(f"{'':{width}}{names[0]:>40}{names[1]:>40}")
     for metric in rows[names[0]]:
-        print(f"{metric:{width}}{rows[names[0]][metric]:>24}{rows[names[1]][metric]:>14}")
+        print(f"{metric:{width}}{rows[names[0]][metric]:>40}{rows[names[1]][metric]:>40}")
     for name, lines in listed.items():
         print(f"top {args.k} of {name} (judge score, niche, title):", *lines, sep="\n")
     return 0

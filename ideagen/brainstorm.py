@@ -169,6 +169,15 @@ class IdeaSketch(BaseModel):
         return text if finished else f"{text}."
 
 
+# The paragraph IdeaSketch.to_idea writes, read back into its parts.
+_COMPOSED_SKETCH = re.compile(
+    r"In experiment\.py, change `(?P<function>[^`]+)`: (?P<change>.+?) "
+    r"Runs to compare with the unchanged experiment\.py: (?P<runs>.+?) "
+    r"Compare their (?P<metric>.+?) with the baseline's\. Expected: (?P<expected>.+)",
+    re.DOTALL,
+)
+
+
 def sketch_schema(functions: list[str], metrics: list[str]) -> type[IdeaSketch]:
     """IdeaSketch with `function` and `metric` restricted to the template's own, so that a
     constrained decoder can only write names the template has."""
@@ -821,3 +830,15 @@ def draft_fields(idea: Idea) -> dict:
     """The fields the model writes, for showing an idea back to it."""
     entry = idea.to_entry()
     return {key: entry[key] for key in IdeaDraft.model_fields}
+
+
+def sketch_fields(idea: Idea) -> dict:
+    """An idea as a weak model writes it, for showing it back to one: the parts of an idea that
+    `IdeaSketch.to_idea` composed, else its draft fields. Shown the composed paragraph, the 1.5B
+    model copied its joining phrases into its own parts, so its child said them twice."""
+    parts = _COMPOSED_SKETCH.fullmatch(idea.Experiment)
+    if parts is None:
+        return draft_fields(idea)
+    fields = parts.groupdict() | {"metric": parts["metric"].replace(" ", "_")}
+    ratings = {key: getattr(idea, key) for key in ("Interestingness", "Feasibility", "Novelty")}
+    return fields | {"Title": idea.Title} | ratings

@@ -26,7 +26,9 @@ from ideagen.brainstorm import (
     BrainstormEvent,
     PlanPart,
     default_rounds,
+    draft_fields,
     plan_parts,
+    sketch_fields,
     sketch_schema,
 )
 from ideagen.cli import main
@@ -34,6 +36,7 @@ from ideagen.gate import TemplateTerms
 from ideagen.idea_examples import ai_scientist_examples
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
+from ideagen.schema import Idea
 from ideagen.store import Store
 from ideagen.template_prompt import load_template
 from testkit.ideas import (
@@ -696,3 +699,23 @@ def test_a_sketch_field_cut_at_its_length_limit_keeps_its_whole_sentences():
     assert kept == " ".join([whole.strip()] * (limit // len(whole)))
     with pytest.raises(ValueError, match="function"):
         schema.model_validate(sketch.model_dump() | {"function": "run"})
+
+
+def test_an_idea_written_in_parts_is_shown_back_in_its_parts():
+    sketch = sketch_schema(["make_optimizer"], ["test_accuracy"])(
+        function="make_optimizer",
+        change="Replace the fixed learning rate with one evolved by a (1+4) evolution "
+        "strategy over five generations, each candidate scored on 5,000 training images held "
+        "out from training. Mutations are log-normal with a step of 0.2, and the best rate of "
+        "the last generation trains the final network.",
+        runs="the evolved rate against the fixed rate of 0.1, two seeds for each of the two.",
+        metric="test_accuracy",
+        expected="the evolved rate reaches the baseline's accuracy two epochs sooner.",
+        Title="An Evolved Learning Rate for a Small CNN",
+        Interestingness=5,
+        Feasibility=8,
+        Novelty=4,
+    )
+    assert sketch_fields(sketch.to_idea()) == sketch.model_dump()
+    paragraph = Idea(**idea_json("cosine", "Cosine Schedule Study", "Run it twice with cosine."))
+    assert sketch_fields(paragraph) == draft_fields(paragraph)

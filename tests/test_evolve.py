@@ -363,7 +363,8 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
         "Feasibility": 8,
         "Novelty": 3,
     }
-    breeder = Breeder([])
+    name = "dropout_after_every_convolution_of_a_small_cnn"  # from the Title
+    breeder = Breeder([], quality={name: 9})  # so that it becomes an elite and a parent
     breeder._breed = lambda operator, user: sketch
     server.responder = breeder
     model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
@@ -374,7 +375,7 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
         load_template(template),
         topic="regularization",
         out=tmp_path / "elites.json",
-        max_calls=6,
+        max_calls=12,
         concurrency=1,
         rng_seed=7,
     ).run()
@@ -388,10 +389,15 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
     assert schema["metric"]["enum"] == ["test_accuracy", "train_time"]
     assert '"function": the one function or class' in breeding[0].prompt_text
     # ideagen joined the parts into a child that passed the checks and was judged.
-    bred = entries_by_name(store, result)["dropout_after_every_convolution_of_a_small_cnn"]
-    assert bred.status in ("elite", "lost"), bred.reason
+    bred = next(e for e in store.archive_entries(result.archive) if e.idea.Name == name)
+    assert bred.status == "elite", bred.reason
     assert bred.idea.Experiment.startswith("In experiment.py, change `Net`: Add dropout")
     assert "Compare their test accuracy with the baseline's." in bred.idea.Experiment
+    # Bred from later, it is shown in the parts it was written in, not as the joined paragraph
+    # (whose joining phrases a small model copied into its own parts).
+    parents = [r.last_user_text for r in breeding if '"function": "Net"' in r.last_user_text]
+    assert parents
+    assert not any("unchanged experiment.py:" in r.last_user_text for r in breeding)
 
 
 # budget, resume, output

@@ -34,6 +34,7 @@ from ideagen.brainstorm import (
     default_concurrency,
     draft_fields,
     feasibility_problems,
+    sketch_fields,
     template_dataset,
     weak_model_schema,
 )
@@ -504,10 +505,10 @@ class Evolve:
                 "list of existing ideas",
             )
         elif task.operator == "crossover":
-            values["first"] = _shown(task.parents[0].idea)
-            values["second"] = _shown(task.parents[1].idea)
+            values["first"] = self._shown(task.parents[0].idea)
+            values["second"] = self._shown(task.parents[1].idea)
         else:
-            values["parent"] = _shown(task.parents[0].idea)
+            values["parent"] = self._shown(task.parents[0].idea)
             if task.operator == "move":
                 values["niche"] = self.spec.describe(task.target)
         prompt = render_prompt(f"evolve_{task.operator}", **values)
@@ -519,6 +520,12 @@ class Evolve:
             purpose=f"evolve.{task.operator}",
         )
         return draft.to_idea()
+
+    def _shown(self, idea: Idea) -> str:
+        """An elite as the model sees it, in the form it replies in; its text came from a file
+        or a model, so it is fenced."""
+        fields = draft_fields(idea) if self._reply_schema is IdeaDraft else sketch_fields(idea)
+        return fence(json.dumps(fields, indent=2, ensure_ascii=False))
 
     def _check(self, idea: Idea, task: Task) -> _Rejection | None:
         """brainstorm's checks: the gate (for bred children: seeds were written by people and
@@ -638,11 +645,6 @@ class Evolve:
             written.append(idea.model_copy(update={"Name": name}).to_entry())
         if written or loaded.entries:
             atomic_write_text(self.out, loaded.style.render(written + kept))
-
-
-def _shown(idea: Idea) -> str:
-    """An elite as the model sees it: its text came from a file or a model, so it is fenced."""
-    return fence(json.dumps(draft_fields(idea), indent=2, ensure_ascii=False))
 
 
 def _preload_embedding_model() -> None:
