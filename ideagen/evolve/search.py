@@ -498,6 +498,7 @@ class Evolve:
 
     def _breed(self, task: Task, model: LanguageModel) -> Idea:
         values: dict[str, object] = {"topic": self.topic}
+        in_parts = self._reply_schema is not IdeaDraft
         if task.operator == "fill":
             values["niche"] = self.spec.describe(task.target)
             values["existing_ideas"] = fence(
@@ -505,10 +506,10 @@ class Evolve:
                 "list of existing ideas",
             )
         elif task.operator == "crossover":
-            values["first"] = self._shown(task.parents[0].idea)
-            values["second"] = self._shown(task.parents[1].idea)
+            values["first"] = _shown(task.parents[0].idea, in_parts)
+            values["second"] = _shown(task.parents[1].idea, in_parts)
         else:
-            values["parent"] = self._shown(task.parents[0].idea)
+            values["parent"] = _shown(task.parents[0].idea, in_parts)
             if task.operator == "move":
                 values["niche"] = self.spec.describe(task.target)
         prompt = render_prompt(f"evolve_{task.operator}", **values)
@@ -520,12 +521,6 @@ class Evolve:
             purpose=f"evolve.{task.operator}",
         )
         return draft.to_idea()
-
-    def _shown(self, idea: Idea) -> str:
-        """An elite as the model sees it, in the form it replies in; its text came from a file
-        or a model, so it is fenced."""
-        fields = draft_fields(idea) if self._reply_schema is IdeaDraft else sketch_fields(idea)
-        return fence(json.dumps(fields, indent=2, ensure_ascii=False))
 
     def _check(self, idea: Idea, task: Task) -> _Rejection | None:
         """brainstorm's checks: the gate (for bred children: seeds were written by people and
@@ -645,6 +640,13 @@ class Evolve:
             written.append(idea.model_copy(update={"Name": name}).to_entry())
         if written or loaded.entries:
             atomic_write_text(self.out, loaded.style.render(written + kept))
+
+
+def _shown(idea: Idea, in_parts: bool = False) -> str:
+    """An elite as the model sees it, in the form it replies in (in parts, for a weak model);
+    its text came from a file or a model, so it is fenced."""
+    fields = sketch_fields(idea) if in_parts else draft_fields(idea)
+    return fence(json.dumps(fields, indent=2, ensure_ascii=False))
 
 
 def _preload_embedding_model() -> None:
