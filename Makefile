@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.ideagen-installed
 MODEL_STAMP := $(VENV)/.ideagen-model
 APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended chromium
 
-.PHONY: setup system-deps data demo test test-slow lint clean
+.PHONY: setup system-deps data demo demo-evolve test test-slow lint clean
 
 setup: $(STAMP) $(MODEL_STAMP) data
 
@@ -42,6 +42,11 @@ demo: setup
 	@# An incomplete run (a slot gave up) still reviews what it wrote; rerunning continues it.
 	-$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --out demo/seed_ideas.json
 	$(BIN)/ideagen review demo/seed_ideas.json --out demo/reviewed_ideas.json --report demo/report.html --novelty off
+
+# evolve on the offline model: the template's seeds and the demo's ideas, then children bred
+# from them, until 24 model calls are spent (slow: about half a minute a call on 2 cores).
+demo-evolve: setup
+	$(BIN)/ideagen evolve --topic evolutionary --budget-calls 24 --out demo/evolved_ideas.json --report demo/archive.html
 
 test: setup system-deps
 	$(BIN)/pytest
