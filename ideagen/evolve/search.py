@@ -295,8 +295,11 @@ class Evolve:
         self.dataset = template_dataset(template)
         # No examples: the template's seeds are in the archive, where a child may revise them.
         self.gate = Gate(template, store, topic=self.topic)
-        # A weak model writes each child in parts, as it writes brainstorm's drafts.
-        self._reply_schema = weak_model_schema(model, self.gate.template_terms) or IdeaDraft
+        # A weak model writes each child in parts, as it writes brainstorm's drafts, and is
+        # shown its parents in parts too.
+        sketch = weak_model_schema(model, self.gate.template_terms)
+        self._reply_schema = sketch or IdeaDraft
+        self._in_parts = sketch is not None
         self.rng = random.Random(rng_seed)
         self.archive = Archive.load(self.key, self.spec, store)
         self._context = render_prompt(
@@ -306,9 +309,7 @@ class Evolve:
             task_description=template.task_description.strip(),
             experiment_code=template.experiment_code.rstrip(),
             reply_form=render_prompt(
-                "evolve_reply_paragraph"
-                if self._reply_schema is IdeaDraft
-                else "evolve_reply_parts"
+                "evolve_reply_parts" if self._in_parts else "evolve_reply_paragraph"
             ),
         )
         try:
@@ -498,7 +499,6 @@ class Evolve:
 
     def _breed(self, task: Task, model: LanguageModel) -> Idea:
         values: dict[str, object] = {"topic": self.topic}
-        in_parts = self._reply_schema is not IdeaDraft
         if task.operator == "fill":
             values["niche"] = self.spec.describe(task.target)
             values["existing_ideas"] = fence(
@@ -506,10 +506,10 @@ class Evolve:
                 "list of existing ideas",
             )
         elif task.operator == "crossover":
-            values["first"] = _shown(task.parents[0].idea, in_parts)
-            values["second"] = _shown(task.parents[1].idea, in_parts)
+            values["first"] = _shown(task.parents[0].idea, self._in_parts)
+            values["second"] = _shown(task.parents[1].idea, self._in_parts)
         else:
-            values["parent"] = _shown(task.parents[0].idea, in_parts)
+            values["parent"] = _shown(task.parents[0].idea, self._in_parts)
             if task.operator == "move":
                 values["niche"] = self.spec.describe(task.target)
         prompt = render_prompt(f"evolve_{task.operator}", **values)
