@@ -174,7 +174,8 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
 ):
     # seed_mixup -> regularisation/component (5), seed_cosine -> optimisation/tweak (5);
     # then children: weaker and equal in mixup's niche lose, a better one replaces it,
-    # a better one in another niche does not touch it.
+    # a better one in another niche does not touch it. The weaker one, rated below the elite
+    # by the rubric, is not asked about in pairs.
     breeder = Breeder(
         [
             child("weaker_mixup", 5),
@@ -194,12 +195,13 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
     )
     server.responder = breeder
     out = tmp_path / "elites.json"
-    # seeds: 2 x (niche + judge); 3 challengers: breed + niche + judge + 2 pairwise; the
-    # last child: breed, niche, judge. 22 calls, then the budget stops the run.
-    result = evolve(store, template, out, max_calls=22).run()
+    # seeds: 2 x (niche + judge); the weaker child and the last: breed, niche, judge; the
+    # equal and the better: those and 2 pairwise. 20 calls, then the budget stops the run.
+    result = evolve(store, template, out, max_calls=20).run()
 
     by_name = entries_by_name(store, result)
     assert by_name["weaker_mixup"].status == "lost"
+    assert "rated below the elite, not compared" in by_name["weaker_mixup"].reason
     assert by_name["equal_mixup"].status == "lost", "a tie keeps the incumbent"
     assert by_name["better_mixup"].status == "elite"
     assert by_name["seed_mixup"].status == "replaced"
@@ -212,7 +214,8 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
     pairs = [
         re.findall(r'"Name": "([a-z0-9_]+)"', r.last_user_text) for r in breeder.seen["pairwise"]
     ]
-    assert len(pairs) == 6
+    assert len(pairs) == 4
+    assert not any("weaker_mixup" in pair for pair in pairs)
     for first, second in zip(pairs[::2], pairs[1::2], strict=True):
         assert first == second[::-1]
     assert result.session.lost == 2 and result.session.replaced == 1
@@ -220,19 +223,43 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
 
 def test_a_split_pairwise_verdict_goes_to_the_rubric_score(server, store, template, tmp_path):
     # A judge that always prefers the idea shown first splits every challenge 1-1, so the
-    # rubric decides: the better-scored challenger wins, the worse one does not.
+    # rubric decides: the better-scored challenger wins, an equal one does not.
     breeder = Breeder(
-        [child("low", 5), child("high", 6)],
-        niche_of={n: "regularisation/component" for n in ("seed_mixup", "low", "high")}
+        [child("equal", 5), child("high", 6)],
+        niche_of={n: "regularisation/component" for n in ("seed_mixup", "equal", "high")}
         | {"seed_cosine": "optimisation/tweak"},
-        quality={"low": 2, "high": 9},
+        quality={"equal": 5, "high": 9},
         position_bias=True,
     )
     server.responder = breeder
     result = evolve(store, template, tmp_path / "elites.json", max_calls=14).run()
     by_name = entries_by_name(store, result)
-    assert by_name["low"].status == "lost" and "split 1-1" in by_name["low"].reason
+    assert by_name["equal"].status == "lost" and "split 1-1" in by_name["equal"].reason
     assert by_name["high"].status == "elite" and "split 1-1" in by_name["high"].reason
+
+
+def test_a_challenger_cut_off_by_the_budget_is_decided_by_its_rubric_score(
+    server, store, template, tmp_path
+):
+    # seeds: 2 x (niche + judge); the child: breed, niche, judge. Its pairwise comparison
+    # would be the 8th call: instead of being dropped, it is placed by its rubric score.
+    breeder = Breeder(
+        [child("better_mixup", 0)],
+        niche_of={
+            "seed_mixup": "regularisation/component",
+            "better_mixup": "regularisation/component",
+        },
+        quality={"better_mixup": 8},
+    )
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    result = evolve(store, template, out, max_calls=7).run()
+
+    assert result.stopped == "budget" and "pairwise" not in breeder.seen
+    better = entries_by_name(store, result)["better_mixup"]
+    assert better.status == "elite"
+    assert "the budget ran out before the comparison" in better.reason
+    assert "better_mixup" in [idea.Name for idea in load_ideas(out).ideas]
 
 
 def test_the_elite_of_each_niche_is_the_best_idea_placed_there(server, store, template, tmp_path):
