@@ -50,6 +50,7 @@ class Arm:
     candidates: int
     rejected: dict[str, int]  # by reason: duplicate, infeasible, gate, invalid
     seconds: float
+    log: list[str]  # what happened to each candidate, in order
 
 
 def top(arm: Arm, k: int) -> list[tuple[Idea, float, bool]]:
@@ -114,6 +115,7 @@ def run_brainstorm(args, store: Store, template, seeds: list[Idea], work: Path) 
         len(new) + sum(rejected.values()),
         rejected,
         time.monotonic() - started,
+        [],
     )
 
 
@@ -142,6 +144,11 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         "gate": session.gate,
         "invalid": session.invalid,
     }
+    log = [
+        f"  {e.operator:14s} {e.status:10s} {e.niche or '-':28s} {e.idea.Name[:40]:40s} "
+        f"{(e.reason or '').split('; placed by')[0][:110]}"
+        for e in store.archive_entries(result.archive)
+    ]
     return Arm(
         "evolve",
         pool,
@@ -149,6 +156,7 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         session.bred + session.seeds + session.invalid,
         rejected,
         time.monotonic() - started,
+        log,
     )
 
 
@@ -212,6 +220,9 @@ def main() -> int:
         print(f"{metric:{width}}{rows[names[0]][metric]:>40}{rows[names[1]][metric]:>40}")
     for name, lines in listed.items():
         print(f"top {args.k} of {name} (judge score, niche, title):", *lines, sep="\n")
+    print(
+        "evolve's archive, in order (operator, status, niche, name, why):", *evolved.log, sep="\n"
+    )
     return 0
 
 
