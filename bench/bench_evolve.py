@@ -145,7 +145,8 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         "invalid": session.invalid,
     }
     log = [
-        f"  {e.operator:14s} {e.status:10s} {e.niche or '-':28s} {e.idea.Name[:40]:40s} "
+        f"  #{e.id:<3} {e.operator:14s} {'+'.join(map(str, e.parents)) or '-':7s} "
+        f"{e.status:10s} {e.niche or '-':24s} {e.idea.Name[:40]:40s} "
         f"{(e.reason or '').split('; placed by')[0][:110]}"
         for e in store.archive_entries(result.archive)
     ]
@@ -221,7 +222,9 @@ def main() -> int:
     for name, lines in listed.items():
         print(f"top {args.k} of {name} (judge score, niche, title):", *lines, sep="\n")
     print(
-        "evolve's archive, in order (operator, status, niche, name, why):", *evolved.log, sep="\n"
+        "evolve's archive, in order (entry, operator, parents, status, niche, name, why):",
+        *evolved.log,
+        sep="\n",
     )
     return 0
 

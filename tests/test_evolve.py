@@ -306,6 +306,38 @@ def test_an_empty_archive_is_seeded_niche_by_niche(server, store, tmp_path):
     assert result.session.entered == 2 and result.session.seeds == 0
 
 
+def test_no_breeding_question_is_asked_twice_while_a_new_one_remains(
+    server, store, template, tmp_path
+):
+    # Two seeds, so three questions: crossing them, and sharpening each. Every child loses
+    # (rated below its parent), so the elites and the questions stay the same; across two
+    # sessions the first three children answer the three questions, and only then does one
+    # come again.
+    children = [child(f"weak_{i}", i) for i in (0, 3, 4, 5)]  # none a seed's duplicate
+    breeder = Breeder(
+        children,
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+        quality={name: 1 for name, _, _ in children},
+    )
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    # seeds: 2 x (niche + judge); each child: breed, niche, judge
+    evolve(store, template, out, max_calls=10, operators=("crossover", "sharpen")).run()
+    evolve(store, template, out, max_calls=16, operators=("crossover", "sharpen")).run()
+
+    questions = [(b["operator"], frozenset(b["shown"])) for b in breeder.bred]
+    assert len(questions) == 4
+    assert sorted(questions[:3], key=str) == sorted(
+        [
+            ("crossover", frozenset({"seed_mixup", "seed_cosine"})),
+            ("sharpen", frozenset({"seed_mixup"})),
+            ("sharpen", frozenset({"seed_cosine"})),
+        ],
+        key=str,
+    )
+    assert questions[3] in questions[:3]
+
+
 def test_lineage_names_the_parents_the_child_was_bred_from(server, store, template, tmp_path):
     bank = [
         (f"{name}_{i}", title, experiment)

@@ -20,6 +20,7 @@ interrupted continues where it stopped when started again with the same command.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -27,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -221,6 +222,11 @@ class Task:
     target: str | None = None  # the empty niche a fill or move aims at
 
     @property
+    def question(self) -> tuple[str, frozenset[int | None]]:
+        """What the model is asked: the operator and the parents, in any order."""
+        return self.operator, frozenset(p.id for p in self.parents)
+
+    @property
     def label(self) -> str:
         """The operator as recorded: seeds say where they came from."""
         return f"seed:{self.seed.source}" if self.seed else self.operator
@@ -240,6 +246,8 @@ class _State:
     # Ideas past the duplicate check and not yet in the archive (being placed or judged), so
     # that two workers cannot both take up the same idea.
     pending: dict[int, Idea] = field(default_factory=dict)
+    # The (operator, parents) questions this session has put to the model.
+    asked: set[tuple[str, frozenset[int | None]]] = field(default_factory=set)
     counts: SessionCounts = field(default_factory=SessionCounts)
     stopped: StopReason | None = None
 
@@ -405,17 +413,38 @@ class Evolve:
             empty = self.archive.empty_niches()
             if len(elites) < MIN_ELITES_TO_BREED:
                 return Task("fill", target=self.rng.choice(empty))
-            mutations = [op for op in MUTATIONS if op in self.operators and (op != "move" or empty)]
-            if "crossover" in self.operators and (
-                not mutations or self.rng.random() < CROSSOVER_SHARE
-            ):
-                return Task("crossover", parents=tuple(self.rng.sample(elites, 2)))
-            parent = self.rng.choice(elites)
-            operators = mutations or ["sharpen"]
-            weights = [MOVE_WEIGHT if op == "move" else 1.0 for op in operators]
-            operator = self.rng.choices(operators, weights)[0]
-            target = self.rng.choice(empty) if operator == "move" else None
-            return Task(operator, parents=(parent,), target=target)
+            task = self._breeding_task(elites, empty)
+            self._state.asked.add(task.question)
+            return task
+
+    def _breeding_task(self, elites: list[ArchiveEntry], empty: list[str]) -> Task:
+        """A crossover (about CROSSOVER_SHARE of the time) or a mutation, from the questions
+        the archive has not asked yet while there are any: asked the same operator on the
+        same parents again, a model tends to write the same child (the local model wrote one
+        crossover child three times in a 22-call run)."""
+        asked = self._state.asked | {
+            (e.operator, frozenset(e.parents)) for e in self.archive.entries.values() if e.parents
+        }
+        mutations = [op for op in MUTATIONS if op in self.operators and (op != "move" or empty)]
+        crossovers = (
+            [Task("crossover", parents=pair) for pair in itertools.combinations(elites, 2)]
+            if "crossover" in self.operators
+            else []
+        )
+        singles = [
+            Task(op, parents=(parent,)) for op in mutations or ["sharpen"] for parent in elites
+        ]
+        new_crossovers = [task for task in crossovers if task.question not in asked]
+        new_singles = [task for task in singles if task.question not in asked]
+        if new_crossovers or new_singles:
+            crossovers, singles = new_crossovers, new_singles
+        if crossovers and (not singles or self.rng.random() < CROSSOVER_SHARE):
+            return self.rng.choice(crossovers)
+        weights = [MOVE_WEIGHT if task.operator == "move" else 1.0 for task in singles]
+        task = self.rng.choices(singles, weights)[0]
+        if task.operator == "move":
+            return replace(task, target=self.rng.choice(empty))
+        return task
 
     def _collect_seeds(self) -> list[Seed]:
         """The template's seed ideas, then the output file's, then the store's on the topic;
