@@ -629,7 +629,7 @@ def test_novelty_dedup_and_evolve_prompts_fence_the_idea(server, anthropic_env, 
     for prompt, text in (
         (_idea_block(hostile), HOSTILE),
         (_question(hostile, hostile), HOSTILE),
-        (_shown(hostile), as_json),
+        (_shown(hostile, in_parts=False), as_json),
     ):
         blocks = FENCE.findall(prompt)
         assert blocks and all(text in inside and tag not in inside for tag, inside in blocks)

@@ -419,9 +419,9 @@ class Evolve:
 
     def _breeding_task(self, elites: list[ArchiveEntry], empty: list[str]) -> Task:
         """A crossover (about CROSSOVER_SHARE of the time) or a mutation, from the questions
-        the archive has not asked yet while there are any: asked the same operator on the
-        same parents again, a model tends to write the same child (the local model wrote one
-        crossover child three times in a 22-call run)."""
+        (operator and parents) the archive has not asked yet while there are any: a question
+        asked again can only bring the same kind of child, and the local model repeats itself
+        (it wrote one crossover child three times in a 22-call run, bench/evolve_local.txt)."""
         asked = self._state.asked | {
             (e.operator, frozenset(e.parents)) for e in self.archive.entries.values() if e.parents
         }
@@ -683,7 +683,7 @@ class Evolve:
             atomic_write_text(self.out, loaded.style.render(written + kept))
 
 
-def _shown(idea: Idea, in_parts: bool = False) -> str:
+def _shown(idea: Idea, in_parts: bool) -> str:
     """An elite as the model sees it, in the form it replies in (in parts, for a weak model);
     its text came from a file or a model, so it is fenced."""
     fields = sketch_fields(idea) if in_parts else draft_fields(idea)
