@@ -385,9 +385,10 @@ def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_co
         niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
     )
     server.responder = breeder
-    # 4 calls for the seeds, then one breeding call per child: none of them gets further
+    # 4 calls for the seeds, then one breeding call per child: none of them gets further. A
+    # child starts only with room for its breeding, placement and score: 4 + 1 + 1 + 3.
     result = evolve(
-        store, template, tmp_path / "elites.json", max_calls=7, operators=("mechanism", "measure")
+        store, template, tmp_path / "elites.json", max_calls=9, operators=("mechanism", "measure")
     ).run()
 
     by_name = entries_by_name(store, result)
@@ -477,6 +478,40 @@ def test_the_budget_stops_the_run_and_counts_every_session(server, store, templa
     more = evolve(store, template, out, max_calls=25).run()
     assert 25 <= more.spend.calls <= 27 and more.spend.calls == len(server.requests)
     assert more.totals.judged > first.totals.judged
+
+
+def test_no_child_is_bred_without_the_budget_to_judge_it(server, store, template, tmp_path):
+    # seeds: 2 x (niche + judge) = 4 calls. A child needs 3 (breed, niche, judge): with 6 in
+    # all it is not started, and with 9 one child is bred, judged and recorded.
+    breeder = Breeder(
+        IDEA_BANK,
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+        quality={"seed_mixup": 9, "seed_cosine": 9},  # so no child is asked about in pairs
+    )
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    first = evolve(store, template, out, max_calls=6).run()
+    assert first.stopped == "budget" and first.spend.calls == 4
+    assert "breed" not in breeder.seen
+
+    more = evolve(store, template, out, max_calls=9).run()
+    assert more.stopped == "budget" and more.spend.calls == 7
+    assert len(breeder.seen["breed"]) == 1 and len(breeder.seen["judge"]) == 3
+    children = [e for e in store.archive_entries(more.archive) if not e.operator.startswith("seed")]
+    assert [e.idea.Name for e in children] == [breeder.bred[0]["child"]]
+    assert children[0].status in ("elite", "lost")
+
+
+def test_concurrent_workers_record_every_child_they_breed(server, store, template, tmp_path):
+    breeder = Breeder(IDEA_BANK, quality={"seed_mixup": 9, "seed_cosine": 9})
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=17, concurrency=3).run()
+    assert result.stopped == "budget" and result.spend.calls <= 17
+    children = [
+        e for e in store.archive_entries(result.archive) if not e.operator.startswith("seed")
+    ]
+    assert len(breeder.bred) >= 3
+    assert sorted(e.idea.Name for e in children) == sorted(b["child"] for b in breeder.bred)
 
 
 def test_a_budget_is_required_and_operators_are_checked(server, store, template, tmp_path):

@@ -15,7 +15,9 @@ instead (in a 24-call run of the local model, 4 calls went to two seeds the rubr
 already rated below the elite).
 
 The budget (model calls or dollars) covers every session of the archive, so a run that was
-interrupted continues where it stopped when started again with the same command.
+interrupted continues where it stopped when started again with the same command. A step
+starts only with the calls to finish it reserved, so the budget never cuts a bred child off
+before its score.
 """
 
 from __future__ import annotations
@@ -143,9 +145,12 @@ class EvolveResult:
 class Budget:
     """The archive's spend limit, checked before every model call.
 
-    Counted from the store's call records of every session of the archive. A structured
-    call that needs a repair, or a retried one, records more than one call, so a run can end
-    a call or two past the limit; it never starts a call once the limit is reached.
+    Counted from the store's call records of every session of the archive. A step reserves
+    the calls it needs to finish (breed, place, score) before it starts, so the budget never
+    stops a child between its breeding and its score; a step that does not fit is not
+    started. A structured call that needs a repair, or a retried one, records more than one
+    call, so a run can end a call or two past the limit; it never starts a call once the
+    limit is reached.
     """
 
     def __init__(
@@ -163,22 +168,48 @@ class Budget:
         self.stop = stop
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._reserved = 0  # calls promised to steps under way, not yet started
+        self._held = threading.local()  # the part of `_reserved` this worker thread holds
 
     def spent(self) -> SpendSummary:
         return self.store.spend(self.run_id)
 
-    def exhausted(self, in_flight: int = 0) -> bool:
+    def exhausted(self, pending: int = 0) -> bool:
+        """True when no call can start, with `pending` calls started or promised elsewhere."""
         spent = self.spent()
-        if self.max_calls is not None and spent.calls + in_flight >= self.max_calls:
+        if self.max_calls is not None and spent.calls + pending >= self.max_calls:
             return True
         return self.max_cost is not None and spent.cost_usd >= self.max_cost
+
+    @contextmanager
+    def reserve(self, calls: int) -> Iterator[None]:
+        """Promise this thread's next `calls` calls to one step, or raise BudgetSpent when
+        they do not all fit; what the step does not use is given back when it ends."""
+        with self._lock:
+            if self.stop.is_set():
+                raise _Stopped
+            if self.exhausted(self._in_flight + self._reserved + calls - 1):
+                raise BudgetSpent
+            self._reserved += calls
+            self._held.calls = calls
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._reserved -= self._held.calls
+                self._held.calls = 0
 
     @contextmanager
     def call(self) -> Iterator[None]:
         with self._lock:
             if self.stop.is_set():
                 raise _Stopped
-            if self.exhausted(self._in_flight):
+            if getattr(self._held, "calls", 0) > 0:
+                self._held.calls -= 1
+                self._reserved -= 1
+                if self.exhausted():
+                    raise BudgetSpent
+            elif self.exhausted(self._in_flight + self._reserved):
                 raise BudgetSpent
             self._in_flight += 1
         try:
@@ -390,11 +421,12 @@ class Evolve:
         while not self._state.stop.is_set():
             task = self._next_task()
             try:
-                self._run_task(task, budgeted, judge, worker)
+                with self.budget.reserve(self._calls_to_finish(task)):
+                    self._run_task(task, budgeted, judge, worker)
             except BudgetSpent:
+                # The other workers finish the steps they hold calls for, then stop here too.
                 with self._state.lock:
                     self._state.stopped = self._state.stopped or "budget"
-                self._state.stop.set()
                 return
             except _Stopped:
                 return
@@ -402,6 +434,11 @@ class Evolve:
                 with self._state.lock:
                     self._state.counts.invalid += 1
                 self.report(EvolveEvent(worker, "invalid", task.operator, detail=str(exc)))
+
+    def _calls_to_finish(self, task: Task) -> int:
+        """Breeding (not for a seed), the model's placement (when it places), the score. The
+        pairwise comparison is not counted: without it the rubric score decides."""
+        return (task.seed is None) + (self.placer.mode == "model") + 1
 
     # choosing what to do next
 
