@@ -371,11 +371,7 @@ class TemplateTerms:
 
     @cached_property
     def task_spans(self) -> frozenset[tuple[str, ...]]:
-        """Every COPIED_WORDS words in a row of the task description, lower-cased."""
-        task = _WORD.findall(self.template.task_description.lower())
-        return frozenset(
-            tuple(task[i : i + COPIED_WORDS]) for i in range(len(task) - COPIED_WORDS + 1)
-        )
+        return word_spans(self.template.task_description)
 
     @cached_property
     def absent_data_kinds(self) -> frozenset[str]:
@@ -512,15 +508,26 @@ def selects_on_test_data(idea: Idea) -> str | None:
     return match.group(0) if match else None
 
 
-def copied_from_task(idea: Idea, template_terms: TemplateTerms) -> str | None:
-    """The first COPIED_WORDS words in a row that the Experiment shares with the template's
-    task description, or None: a small model pads its runs with the task's own sentences
-    ("takes about a minute on two CPU cores, so an idea can afford several runs")."""
-    said = _WORD.findall(idea.Experiment.lower())
+def word_spans(text: str) -> frozenset[tuple[str, ...]]:
+    """Every COPIED_WORDS words in a row of `text`, lower-cased."""
+    said = _WORD.findall(text.lower())
+    return frozenset(tuple(said[i : i + COPIED_WORDS]) for i in range(len(said) - COPIED_WORDS + 1))
+
+
+def copied_span(text: str, spans: frozenset[tuple[str, ...]]) -> str | None:
+    """The first COPIED_WORDS words in a row of `text` that are among `spans`, or None."""
+    said = _WORD.findall(text.lower())
     for i in range(len(said) - COPIED_WORDS + 1):
-        if tuple(said[i : i + COPIED_WORDS]) in template_terms.task_spans:
+        if tuple(said[i : i + COPIED_WORDS]) in spans:
             return " ".join(said[i : i + COPIED_WORDS])
     return None
+
+
+def copied_from_task(idea: Idea, template_terms: TemplateTerms) -> str | None:
+    """Words the Experiment copies from the template's task description: a small model pads
+    its runs with the task's own sentences ("takes about a minute on two CPU cores, so an
+    idea can afford several runs")."""
+    return copied_span(idea.Experiment, template_terms.task_spans)
 
 
 def grounding_problems(idea: Idea, template_terms: TemplateTerms) -> list[GateFailure]:
@@ -596,12 +603,16 @@ class Gate:
         *,
         topic: str | None = None,
         examples: Sequence[Idea] = (),
+        instructions: Sequence[str] = (),
     ):
+        """`instructions`: what the drafting model is told to do, which an idea must not
+        restate (a small model answered evolve's crossover prompt with the prompt itself)."""
         self.template = template
         self.store = store
         self.topic = " ".join(topic.split()) if topic else None
         self.template_terms = TemplateTerms(template)
         self.examples = list(examples)
+        self.instruction_spans = frozenset().union(*(word_spans(text) for text in instructions))
 
     def check(self, idea: Idea) -> list[GateFailure]:
         """Every failure of one idea except duplication of existing ideas (see `distinct`)."""
@@ -610,7 +621,20 @@ class Gate:
         if self.topic:
             failures += self.topic_problems(idea)
         failures += self.copy_problems(idea)
+        failures += self.instruction_problems(idea)
         return failures
+
+    def instruction_problems(self, idea: Idea) -> list[GateFailure]:
+        copied = copied_span(f"{idea.Title}. {idea.Experiment}", self.instruction_spans)
+        if copied is None:
+            return []
+        return [
+            GateFailure(
+                kind="copies_instructions",
+                message=f"it restates its instructions ({copied!r}) instead of carrying them "
+                "out; say what this idea changes and measures",
+            )
+        ]
 
     def topic_terms(self) -> list[str]:
         return [term for term in terms(self.topic or "") if term not in GENERIC_TERMS]

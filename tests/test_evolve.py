@@ -27,6 +27,7 @@ from ideagen.evolve.archive import Archive
 from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
+from ideagen.resources import prompt_text
 from ideagen.review.report import render_archive_report
 from ideagen.store import Store
 from ideagen.template_prompt import load_template
@@ -371,6 +372,32 @@ def test_lineage_names_the_parents_the_child_was_bred_from(server, store, templa
         if elite.parents:
             known = [by_id[p].idea_id for p in elite.parents if by_id[p].idea_id is not None]
             assert stored[elite.idea_id].parent_id == (known[0] if known else None)
+
+
+def test_a_child_that_restates_its_breeding_prompt_is_refused_by_the_gate(
+    server, store, template, tmp_path
+):
+    # The local model once answered a crossover with the prompt's own request (demo run,
+    # bench/evolve_local.txt); such a child is refused, not judged.
+    request = prompt_text("evolve_crossover").strip().split("\n\n")[-1]
+    echo = (
+        f"In experiment.py, change `augment` and `Net`: {request} Compare test accuracy and "
+        "training loss with the baseline network over two seeds."
+    )
+    breeder = Breeder(
+        [("combined_echo", "Combining Both Ideas for Regularization", echo)],
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+    )
+    server.responder = breeder
+    result = evolve(
+        store, template, tmp_path / "elites.json", max_calls=7, operators=("crossover",)
+    ).run()
+    echoed = entries_by_name(store, result)["combined_echo"]
+    assert breeder.bred[0]["operator"] == "crossover"
+    assert echoed.status == "gate"
+    kinds = re.findall(r"(?:^|; )([a-z_]+): ", echoed.reason)
+    assert kinds == ["copies_instructions"], "nothing else is wrong with it"
+    assert len(breeder.seen["judge"]) == 2, "the seeds only"
 
 
 def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_counted(

@@ -393,3 +393,26 @@ def test_an_idea_padded_with_the_task_description_is_refused(store, fashion):
     # Naming the template's own things is not a copy.
     named = text.replace("(on a CPU side by side, one process each) ", "")
     assert Gate(fashion, store).check(idea("evolved_lr", "Evolving the Learning Rate", named)) == []
+
+
+def test_an_idea_that_restates_its_instructions_is_refused(store, fashion):
+    instructions = (
+        "Combine what is best in each into ONE experiment that is more than running both: the "
+        "question should need both parts, and the measurement should show how they interact."
+    )
+    gate = Gate(fashion, store, instructions=[instructions])
+    echo = (
+        "In experiment.py, change `evaluate` and `train`: combine the two ideas into a single "
+        "experiment that is more than running both: the question should need both parts. "
+        "Compare test accuracy and training loss with the baseline network."
+    )
+    failures = gate.check(idea("combined", "Combining Two Ideas on FashionMNIST", echo))
+    assert [f.kind for f in failures] == ["copies_instructions"]
+    assert "'experiment that is more than running both the'" in failures[0].message
+    # Carrying the instructions out, in the idea's own words, is no copy.
+    carried = (
+        "In experiment.py, evolve `max_lr` with a genetic algorithm inside `train_all` while "
+        "`train` adds mixup; the question is whether the evolved max_lr differs with mixup on. "
+        "Compare test accuracy and training loss with the baseline network."
+    )
+    assert gate.check(idea("evolved_lr_mixup", "Evolved Learning Rates Under Mixup", carried)) == []

@@ -52,7 +52,7 @@ from ideagen.evolve.niches import DescriptorMode, NichePlacer, NicheSpec, defaul
 from ideagen.gate import Gate
 from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, T
-from ideagen.resources import render_prompt
+from ideagen.resources import prompt_text, render_prompt
 from ideagen.review.judge import Judge, run_tournament
 from ideagen.schema import Idea
 from ideagen.store import ArchiveEntry, SpendSummary, Store
@@ -337,7 +337,7 @@ class Evolve:
         self.report = report or (lambda event: None)
         self.dataset = template_dataset(template)
         # No examples: the template's seeds are in the archive, where a child may revise them.
-        self.gate = Gate(template, store, topic=self.topic)
+        self.gate = Gate(template, store, topic=self.topic, instructions=self._instructions())
         # A weak model writes each child in parts, as it writes brainstorm's drafts, and is
         # shown its parents in parts too.
         sketch = weak_model_schema(model, self.gate.template_terms)
@@ -359,6 +359,12 @@ class Evolve:
             self._seeds = self._collect_seeds()
         except IdeaFileError as exc:
             raise EvolveError(str(exc)) from None
+
+    def _instructions(self) -> list[str]:
+        """What the breeding prompts tell the model, which a child must not restate."""
+        prompts = ["evolve_context", "evolve_fill", *(f"evolve_{op}" for op in OPERATORS)]
+        niches = [b.text() for axis in (self.spec.rows, self.spec.columns) for b in axis.bins]
+        return [prompt_text(name) for name in prompts] + niches
 
     @property
     def counts(self) -> SessionCounts:
@@ -468,9 +474,9 @@ class Evolve:
             if "crossover" in self.operators
             else []
         )
-        singles = [
-            Task(op, parents=(parent,)) for op in mutations or ["sharpen"] for parent in elites
-        ]
+        if not mutations and not crossovers:
+            mutations = ["sharpen"]  # only "move" was allowed, and no niche is empty
+        singles = [Task(op, parents=(parent,)) for op in mutations for parent in elites]
         new_crossovers = [task for task in crossovers if task.question not in asked]
         new_singles = [task for task in singles if task.question not in asked]
         if new_crossovers or new_singles:

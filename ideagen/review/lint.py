@@ -28,6 +28,7 @@ GateKind = Literal[
     "foreign_data",
     "selects_on_test",
     "copies_task",
+    "copies_instructions",
     "off_topic",
     "copies_example",
     "duplicate",
