@@ -7,11 +7,12 @@ template's seed ideas and the K new ones). The calls both took are the budget N.
 For each arm, over the top K of its pool by the judge's score (the mean of its three
 ratings): niches covered (every idea placed by the same embedding placer, so neither arm is
 placed by its own model), mean and best judge score, the mean pairwise embedding distance
-(1 - cosine, MiniLM), how many of the top K are new ideas rather than seeds, and the share of
-candidates rejected, by reason (a duplicate, infeasible, refused by the brainstorm gate, or a
-reply that was no valid idea). Each arm has a fresh store of its own, so no cached answer
-favours either; the judge answers at temperature 0, so an idea seen by both arms gets
-the same score from a deterministic model.
+(1 - cosine, MiniLM), how many of the top K are new ideas rather than seeds, how many new
+ideas each arm's output holds and their mean score (brainstorm keeps every draft that
+passed, evolve only its elites), and the share of candidates rejected, by reason (a
+duplicate, infeasible, refused by the brainstorm gate, or a reply that was no valid idea).
+Each arm has a fresh store of its own, so no cached answer favours either; the judge answers
+at temperature 0, so an idea seen by both arms gets the same score from a deterministic model.
 
     python bench/bench_evolve.py --provider local -k 4 --rounds 1
     python bench/bench_evolve.py --provider openai --base-url http://127.0.0.1:8080/v1 -k 6
@@ -61,6 +62,7 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, store: Store) -> dict[str, st
     best = top(arm, k)
     ideas = [idea for idea, _, _ in best]
     scores = [score for _, score, _ in best]
+    fresh = [score for _, score, new in arm.pool if new]
     vectors = embeddings.embed([f"{i.Title}. {i.Experiment}" for i in ideas], store)
     distances = [
         1 - float(vectors[a] @ vectors[b]) for a, b in itertools.combinations(range(len(ideas)), 2)
@@ -79,6 +81,9 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, store: Store) -> dict[str, st
         f"best judge score, top {k}": f"{max(scores):.2f}" if scores else "-",
         f"mean pairwise distance, top {k}": f"{np.mean(distances):.3f}" if distances else "-",
         f"new ideas in the top {k}": str(sum(new for _, _, new in best)),
+        "new ideas in the output, mean score": (
+            f"{len(fresh)}, {np.mean(fresh):.2f}" if fresh else "0, -"
+        ),
         "candidates rejected": f"{rejected} of {arm.candidates} ({share:.0%})",
         "  of which": reasons or "-",
     }

@@ -69,7 +69,7 @@ MAX_NAME_LENGTH = 60
 # being the same idea as another (duplicate, copies_example) or about another topic.
 REPAIRABLE = frozenset(
     "length not_plain_english placeholder_title ungrounded no_measurement unknown_code "
-    "foreign_data selects_on_test copies_task infeasible".split()
+    "foreign_data selects_on_test copies_task copies_instructions infeasible".split()
 )
 DRAFT_MAX_TOKENS = 1024
 PLAN_MAX_TOKENS = 900
@@ -701,13 +701,7 @@ class Brainstorm:
 
     def _repair(self, model: LanguageModel, idea: Idea, problems: str) -> Idea | None:
         """The draft corrected for what the checks found, or None when the reply is invalid."""
-        prompt = render_prompt(
-            "brainstorm_repair",
-            topic=self.topic,
-            idea_json=json.dumps(draft_fields(idea), indent=2, ensure_ascii=False),
-            problems="\n".join(f"- {problem}" for problem in problems.split("; ")),
-            metrics=self.gate.template_terms.metric_list(),
-        )
+        prompt = repair_prompt(self.topic, idea, problems, self.gate)
         try:
             reply = self._ask(model, prompt, IdeaDraft, "brainstorm-repair", DRAFT_MAX_TOKENS)
         except InvalidReply:
@@ -830,6 +824,18 @@ def draft_fields(idea: Idea) -> dict:
     """The fields the model writes, for showing an idea back to it."""
     entry = idea.to_entry()
     return {key: entry[key] for key in IdeaDraft.model_fields}
+
+
+def repair_prompt(topic: str, idea: Idea, problems: str, gate: Gate) -> str:
+    """The request to correct a refused idea for exactly what the checks found (`problems`:
+    the failures joined by "; ", as the checks report them)."""
+    return render_prompt(
+        "brainstorm_repair",
+        topic=topic,
+        idea_json=json.dumps(draft_fields(idea), indent=2, ensure_ascii=False),
+        problems="\n".join(f"- {problem}" for problem in problems.split("; ")),
+        metrics=gate.template_terms.metric_list(),
+    )
 
 
 def sketch_fields(idea: Idea) -> dict:

@@ -117,7 +117,11 @@ class Breeder:
         shown = re.findall(r'"Name": "([a-z0-9_]+)"', user)
         name, title, experiment = self.children.pop(0)
         asked = asked_niche(user)
-        self.bred.append({"operator": operator, "shown": shown, "child": name, "asked": asked})
+        record = {"operator": operator, "shown": shown, "child": name, "asked": asked}
+        if operator == "repair":  # the repaired child stands in for the refused one
+            refused = next(b for b in reversed(self.bred) if b["child"] == shown[0])
+            record |= {"shown": refused["shown"], "asked": refused["asked"], "repairs": shown[0]}
+        self.bred.append(record)
         if name not in self.niche_of:
             parent_niche = self.niche_of.get(shown[0]) if shown else None
             self.niche_of[name] = asked or parent_niche or "data/tweak"
@@ -347,7 +351,7 @@ def test_lineage_names_the_parents_the_child_was_bred_from(server, store, templa
     ]
     breeder = Breeder(bank, quality={name: 4 + len(name) % 6 for name, _, _ in bank})
     server.responder = breeder
-    result = evolve(store, template, tmp_path / "elites.json", max_calls=50, rng_seed=3).run()
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=50, rng_seed=1).run()
 
     entries = entries_by_name(store, result)
     by_id = {e.id: e for e in entries.values()}
@@ -374,60 +378,91 @@ def test_lineage_names_the_parents_the_child_was_bred_from(server, store, templa
             assert stored[elite.idea_id].parent_id == (known[0] if known else None)
 
 
-def test_a_child_that_restates_its_breeding_prompt_is_refused_by_the_gate(
-    server, store, template, tmp_path
-):
-    # The local model once answered a crossover with the prompt's own request (demo run,
-    # bench/evolve_local.txt); such a child is refused, not judged.
+def echoed_request() -> str:
+    """An Experiment that gives back the crossover prompt's request instead of an idea."""
     request = prompt_text("evolve_crossover").strip().split("\n\n")[-1]
-    echo = (
+    return (
         f"In experiment.py, change `augment` and `Net`: {request} Compare test accuracy and "
         "training loss with the baseline network over two seeds."
     )
+
+
+def test_a_child_refused_for_something_fixable_gets_one_repair_call(
+    server, store, template, tmp_path
+):
+    # The first child restates its prompt (the local model once answered a crossover with the
+    # prompt's own request) and its repair is a real idea; the second duplicates a seed (not
+    # fixable: no repair); the third's repair restates the prompt again.
     breeder = Breeder(
-        [("combined_echo", "Combining Both Ideas for Regularization", echo)],
-        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+        [
+            ("echo_one", "Combining Both Ideas for Regularization", echoed_request()),
+            child("fixed_one", 4),
+            ("mixup_again", "Mixup Between Training Images Again", SEEDS[0][2]),
+            ("echo_two", "Combining Both Ideas for Regularization Again", echoed_request()),
+            ("echo_three", "Combining Both Regularization Ideas Once More", echoed_request()),
+        ],
+        niche_of={
+            "seed_mixup": "regularisation/component",
+            "seed_cosine": "optimisation/tweak",
+            "fixed_one": "architecture/tweak",
+        },
     )
     server.responder = breeder
+    # seeds 4 calls; the first child 4 (breed, repair, niche, judge); the second 1; the third 2
     result = evolve(
-        store, template, tmp_path / "elites.json", max_calls=7, operators=("crossover",)
+        store, template, tmp_path / "elites.json", max_calls=13, operators=("mechanism",)
     ).run()
-    echoed = entries_by_name(store, result)["combined_echo"]
-    assert breeder.bred[0]["operator"] == "crossover"
-    assert echoed.status == "gate"
-    kinds = re.findall(r"(?:^|; )([a-z_]+): ", echoed.reason)
+
+    by_name = entries_by_name(store, result)
+    operators = [b["operator"] for b in breeder.bred]
+    assert operators == ["mechanism", "repair", "mechanism", "mechanism", "repair"]
+    assert "echo_one" not in by_name, "the repaired idea takes the refused one's place"
+    assert by_name["fixed_one"].status == "elite" and by_name["fixed_one"].operator == "mechanism"
+    assert by_name["mixup_again"].status == "duplicate"
+    assert by_name["echo_three"].status == "gate"
+    kinds = re.findall(r"(?:: |; )([a-z_]+): ", by_name["echo_three"].reason)
+    assert by_name["echo_three"].reason.startswith("after one repair: ")
     assert kinds == ["copies_instructions"], "nothing else is wrong with it"
-    assert len(breeder.seen["judge"]) == 2, "the seeds only"
+    repair = next(r for r in breeder.seen["breed"] if r.purpose == "evolve.repair")
+    assert "copies_instructions" in repair.last_user_text and '"echo_one"' in repair.last_user_text
+    assert result.session.repaired == 1 and result.session.gate == 1
 
 
 def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_counted(
     server, store, template, tmp_path
 ):
+    # The infeasible and the ungrounded child get one repair call each (the model answers
+    # with the same experiment again); the duplicate does not.
     breeder = Breeder(
         [
             ("mixup_again", "Mixup Between Training Images Again", SEEDS[0][2]),
             ("imagenet_transfer", "Fine-Tuning a Pretrained ResNet on Clothing", INFEASIBLE),
+            ("imagenet_again", "Fine-Tuning a Pretrained ResNet Once More", INFEASIBLE),
             child("vague_distillation", 11),  # names too little of experiment.py
+            child("vague_again", 11),
         ],
         niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
     )
     server.responder = breeder
-    # 4 calls for the seeds, then one breeding call per child: none of them gets further. A
-    # child starts only with room for its breeding, placement and score: 4 + 1 + 1 + 3.
+    # 4 calls for the seeds, then the breeding calls and the repairs: no child gets further.
+    # A child starts only with room for its breeding, placement and score: 4 + 1 + 2 + 2 + 2.
     result = evolve(
-        store, template, tmp_path / "elites.json", max_calls=9, operators=("mechanism", "measure")
+        store, template, tmp_path / "elites.json", max_calls=11, operators=("mechanism", "measure")
     ).run()
 
     by_name = entries_by_name(store, result)
+    repaired = [b.get("repairs") for b in breeder.bred]
+    assert repaired == [None, None, "imagenet_transfer", None, "vague_distillation"]
     assert by_name["mixup_again"].status == "duplicate"
     assert "seed_mixup" in by_name["mixup_again"].reason
-    assert by_name["imagenet_transfer"].status == "infeasible"
-    assert "pretrained" in by_name["imagenet_transfer"].reason
-    assert by_name["vague_distillation"].status == "gate"
-    assert "ungrounded" in by_name["vague_distillation"].reason
+    assert by_name["imagenet_again"].status == "infeasible"
+    assert by_name["imagenet_again"].reason.startswith("after one repair: ")
+    assert "pretrained" in by_name["imagenet_again"].reason
+    assert by_name["vague_again"].status == "gate"
+    assert "ungrounded" in by_name["vague_again"].reason
     assert (result.session.duplicate, result.session.infeasible, result.session.gate) == (1, 1, 1)
     judged = [shown_idea(r.last_user_text)["Name"] for r in breeder.seen["judge"]]
-    assert not {"mixup_again", "imagenet_transfer", "vague_distillation"} & set(judged)
+    assert not {"mixup_again", "imagenet_again", "vague_again"} & set(judged)
     assert (result.totals.duplicate, result.totals.infeasible, result.totals.gate) == (1, 1, 1)
 
 

@@ -167,6 +167,8 @@ def _status_line(evolve: Evolve, working: dict[int, str]) -> Text:
         f"{counts.lost} lost; rejected {counts.duplicate} duplicate, {counts.infeasible} "
         f"infeasible, {counts.gate} by the gate; {counts.invalid} invalid replies"
     )
+    if counts.repaired:
+        line += f"; {counts.repaired} passed after a repair"
     if working:
         line += "\n" + ", ".join(f"#{w} {what}" for w, what in sorted(working.items()))
     return Text(line)

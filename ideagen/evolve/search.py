@@ -37,10 +37,12 @@ from typing import Literal
 from ideagen import embeddings
 from ideagen.brainstorm import (
     DRAFT_MAX_TOKENS,
+    REPAIRABLE,
     IdeaDraft,
     default_concurrency,
     draft_fields,
     feasibility_problems,
+    repair_prompt,
     sketch_fields,
     template_dataset,
     weak_model_schema,
@@ -106,6 +108,7 @@ class SessionCounts:
     infeasible: int = 0
     gate: int = 0
     invalid: int = 0
+    repaired: int = 0  # children that passed the checks after one repair call
 
 
 @dataclass
@@ -199,6 +202,16 @@ class Budget:
                 self._reserved -= self._held.calls
                 self._held.calls = 0
 
+    def extend(self, calls: int) -> bool:
+        """Add `calls` to this thread's reservation if they fit; False, holding nothing
+        more, if they do not."""
+        with self._lock:
+            if self.exhausted(self._in_flight + self._reserved + calls - 1):
+                return False
+            self._reserved += calls
+            self._held.calls += calls
+            return True
+
     @contextmanager
     def call(self) -> Iterator[None]:
         with self._lock:
@@ -267,6 +280,11 @@ class Task:
 class _Rejection:
     status: Literal["duplicate", "infeasible", "gate"]
     reason: str
+    kinds: frozenset[str]  # the gate's failure kinds, "infeasible" or "duplicate"
+
+    @property
+    def repairable(self) -> bool:
+        return self.kinds <= REPAIRABLE
 
 
 @dataclass
@@ -343,6 +361,9 @@ class Evolve:
         sketch = weak_model_schema(model, self.gate.template_terms)
         self._reply_schema = sketch or IdeaDraft
         self._in_parts = sketch is not None
+        # As in brainstorm: a child refused for something fixable gets one repair call, except
+        # from the local model, which fixed none of the drafts it was asked to repair.
+        self._repairs = not model.weak
         self.rng = random.Random(rng_seed)
         self.archive = Archive.load(self.key, self.spec, store)
         self._context = render_prompt(
@@ -362,7 +383,8 @@ class Evolve:
 
     def _instructions(self) -> list[str]:
         """What the breeding prompts tell the model, which a child must not restate."""
-        prompts = ["evolve_context", "evolve_fill", *(f"evolve_{op}" for op in OPERATORS)]
+        prompts = ["evolve_context", "evolve_fill", "brainstorm_repair"]
+        prompts += [f"evolve_{op}" for op in OPERATORS]
         niches = [b.text() for axis in (self.spec.rows, self.spec.columns) for b in axis.bins]
         return [prompt_text(name) for name in prompts] + niches
 
@@ -442,8 +464,9 @@ class Evolve:
                 self.report(EvolveEvent(worker, "invalid", task.operator, detail=str(exc)))
 
     def _calls_to_finish(self, task: Task) -> int:
-        """Breeding (not for a seed), the model's placement (when it places), the score. The
-        pairwise comparison is not counted: without it the rubric score decides."""
+        """Breeding (not for a seed), the model's placement (when it places), the score. A
+        repair is reserved only when needed; the pairwise comparison not at all (without it
+        the rubric score decides)."""
         return (task.seed is None) + (self.placer.mode == "model") + 1
 
     # choosing what to do next
@@ -521,6 +544,21 @@ class Evolve:
             else:
                 self._state.counts.seeds += 1
         rejection = self._check(idea, task)
+        if (
+            rejection is not None
+            and task.seed is None
+            and self._repairs
+            and rejection.repairable
+            and self.budget.extend(1)
+        ):
+            repaired = self._repair(idea, rejection, model)
+            if repaired is not None:
+                idea, rejection = repaired, self._check(repaired, task)
+                if rejection is None:
+                    with self._state.lock:
+                        self._state.counts.repaired += 1
+                else:
+                    rejection.reason = f"after one repair: {rejection.reason}"
         if rejection is not None:
             self._record_rejection(idea, task, operator, rejection, worker)
             return
@@ -598,6 +636,25 @@ class Evolve:
         )
         return draft.to_idea()
 
+    def _repair(self, idea: Idea, rejection: _Rejection, model: LanguageModel) -> Idea | None:
+        """The child corrected for what the checks found, or None when the reply is invalid."""
+        try:
+            draft = model.structured(
+                [
+                    Message(
+                        role="user",
+                        content=repair_prompt(self.topic, idea, rejection.reason, self.gate),
+                    )
+                ],
+                IdeaDraft,
+                context=self._context,
+                max_tokens=DRAFT_MAX_TOKENS,
+                purpose="evolve.repair",
+            )
+        except InvalidReply:
+            return None
+        return draft.to_idea()
+
     def _check(self, idea: Idea, task: Task) -> _Rejection | None:
         """brainstorm's checks: the gate (for bred children: seeds were written by people and
         need not be on this topic), the feasibility lint, then duplicates of what the archive
@@ -605,10 +662,11 @@ class Evolve:
         resemble it. An idea that passes is pending until `_run_task` is done with it."""
         failures = [] if task.seed else self.gate.check(idea)
         if failures:
-            return _Rejection("gate", "; ".join(str(failure) for failure in failures))
+            reason = "; ".join(str(failure) for failure in failures)
+            return _Rejection("gate", reason, frozenset(failure.kind for failure in failures))
         problems = feasibility_problems(idea, self.dataset)
         if problems:
-            return _Rejection("infeasible", "; ".join(problems))
+            return _Rejection("infeasible", "; ".join(problems), frozenset({"infeasible"}))
         embeddings.embed([opening_text(idea)], self.store)
         exempt = {task.parents[0].id} if task.operator == "sharpen" else set()
         with self._state.lock:
@@ -616,7 +674,10 @@ class Evolve:
             known += self._state.pending.values()
             matches = duplicates_against([idea], known, self.store)
             if matches:
-                return _Rejection("duplicate", f"duplicates {known[matches[0].j].summary()!r}")
+                duplicated = known[matches[0].j].summary()
+                return _Rejection(
+                    "duplicate", f"duplicates {duplicated!r}", frozenset({"duplicate"})
+                )
             self._state.pending[id(idea)] = idea
         return None
 
@@ -648,7 +709,8 @@ class Evolve:
             return None
         parent = task.parents[0].idea
         if duplicates_against([idea], [parent], self.store):
-            return _Rejection("duplicate", f"duplicates {parent.summary()!r} in another niche")
+            reason = f"duplicates {parent.summary()!r} in another niche"
+            return _Rejection("duplicate", reason, frozenset({"duplicate"}))
         return None
 
     def _challenge(
