@@ -638,14 +638,10 @@ class Evolve:
 
     def _repair(self, idea: Idea, rejection: _Rejection, model: LanguageModel) -> Idea | None:
         """The child corrected for what the checks found, or None when the reply is invalid."""
+        prompt = repair_prompt(self.topic, idea, rejection.reason, self.gate)
         try:
             draft = model.structured(
-                [
-                    Message(
-                        role="user",
-                        content=repair_prompt(self.topic, idea, rejection.reason, self.gate),
-                    )
-                ],
+                [Message(role="user", content=prompt)],
                 IdeaDraft,
                 context=self._context,
                 max_tokens=DRAFT_MAX_TOKENS,
