@@ -184,6 +184,11 @@ class Budget:
             return True
         return self.max_cost is not None and spent.cost_usd >= self.max_cost
 
+    def _fits(self, calls: int) -> bool:
+        """Whether `calls` more can start after every call in flight or promised (under the
+        lock)."""
+        return not self.exhausted(self._in_flight + self._reserved + calls - 1)
+
     @contextmanager
     def reserve(self, calls: int) -> Iterator[None]:
         """Promise this thread's next `calls` calls to one step, or raise BudgetSpent when
@@ -191,7 +196,7 @@ class Budget:
         with self._lock:
             if self.stop.is_set():
                 raise _Stopped
-            if self.exhausted(self._in_flight + self._reserved + calls - 1):
+            if not self._fits(calls):
                 raise BudgetSpent
             self._reserved += calls
             self._held.calls = calls
@@ -206,7 +211,7 @@ class Budget:
         """Add `calls` to this thread's reservation if they fit; False, holding nothing
         more, if they do not."""
         with self._lock:
-            if self.exhausted(self._in_flight + self._reserved + calls - 1):
+            if not self._fits(calls):
                 return False
             self._reserved += calls
             self._held.calls += calls
