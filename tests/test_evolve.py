@@ -9,6 +9,7 @@ the production code.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -160,7 +161,9 @@ def template(tmp_path: Path) -> Path:
 
 
 def evolve(store: Store, template: Path, out: Path, **options) -> Evolve:
-    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model = options.pop("model", None) or get_model(
+        "openai", "gpt-4o-mini", store=store, retry=FAST_RETRY
+    )
     options.setdefault("topic", "regularization")
     options.setdefault("concurrency", 1)
     options.setdefault("rng_seed", 7)
@@ -520,6 +523,97 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
     parents = [r.last_user_text for r in breeding if '"function": "Net"' in r.last_user_text]
     assert parents
     assert not any("unchanged experiment.py:" in r.last_user_text for r in breeding)
+
+
+def handed_technique(prompt: str) -> str | None:
+    found = re.search(r"Build the new idea on this technique: (.+?)\. It is", prompt)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize("weak", [True, False])
+def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
+    server, store, template, tmp_path, weak
+):
+    baseline = {"fashion": {"means": {"test_accuracy": 0.9, "train_time": 60.0}}}
+    (template / "run_0").mkdir()
+    (template / "run_0" / "final_info.json").write_text(json.dumps(baseline))
+    # Three techniques per row; the seeds name one each in theirs (mixup, cosine).
+    spec = SPEC.model_copy(deep=True)
+    for row in spec.rows.bins:
+        row.examples = {
+            "regularisation": ["mixup", "label smoothing", "dropout"],
+            "optimisation": ["cosine learning-rate schedule", "gradient clipping", "warmup"],
+        }.get(row.key, [f"{row.key} technique {n}" for n in ("one", "two", "three")])
+    named = {"regularisation": "mixup", "optimisation": "cosine learning-rate schedule"}
+    numbers = itertools.count()
+
+    def sketch(operator: str, user: str) -> dict:
+        number = next(numbers)
+        return {
+            "function": "Net",
+            "change": f"Scale the channel count of every convolution of Net by {number + 2}, "
+            "so that each layer sees more feature maps of the same images; the factor is the one "
+            "setting added, and the optimizer, the learning rate and the number of epochs stay "
+            "as they are in the baseline.",
+            "runs": f"a channel factor of {number + 2} against the unchanged network, two seeds",
+            "metric": "test_accuracy",
+            "expected": "a higher test accuracy for a longer training time",
+            "Title": f"Channel Count Times {number + 2} in a Small CNN",
+            "Interestingness": 5,
+            "Feasibility": 8,
+            "Novelty": 3,
+        }
+
+    # where the embeddings place the seeds for the weak model; the capable one places them
+    placed = {"seed_mixup": "regularisation/tweak", "seed_cosine": "optimisation/method"}
+    breeder = Breeder([child(f"child_{i}", i % len(IDEA_BANK)) for i in range(40)], placed)
+    if weak:
+        breeder._breed = sketch
+    server.responder = breeder
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model.weak = weak
+    result = evolve(
+        store,
+        template,
+        tmp_path / "elites.json",
+        model=model,
+        niches=spec,
+        max_calls=30,
+        operators=("move", "mechanism", "sharpen"),
+    ).run()
+
+    entries = store.archive_entries(result.archive)
+    assert {e.idea.Name: e.niche for e in entries if e.operator.startswith("seed")} == placed
+    breeding = [r for r in server.requests if r.purpose.removeprefix("evolve.") in OPERATORS]
+    prompts = [(r.purpose, r.last_user_text) for r in breeding if len(r.messages) == 1]
+    assert {purpose for purpose, _ in prompts} == {
+        "evolve.move",
+        "evolve.mechanism",
+        "evolve.sharpen",
+    }
+    if not weak:  # a capable model is not narrowed to a list
+        assert not any(handed_technique(prompt) for _, prompt in prompts)
+        return
+    by_row: dict[str, list[str]] = {}
+    for purpose, prompt in prompts:
+        technique = handed_technique(prompt)
+        if purpose == "evolve.sharpen":  # a sharper version of its parent keeps its change
+            assert technique is None
+            continue
+        if purpose == "evolve.move":
+            row = asked_niche(prompt).split("/")[0]
+        else:
+            parent = shown_idea(prompt.split("The idea to vary:", 1)[1])
+            row = next(e.niche for e in entries if e.idea.Title == parent["Title"]).split("/")[0]
+        assert technique in spec.rows.bin(row).examples, (purpose, row, technique)
+        by_row.setdefault(row, []).append(technique)
+    assert by_row.keys() > named.keys()
+    for row, handed in by_row.items():
+        # A row's techniques go round once before any comes again; one an elite of the row
+        # already names (the seeds' mixup and cosine schedule) only after the others.
+        fresh = [t for t in spec.rows.bin(row).examples if t != named.get(row)]
+        first = handed[: len(fresh)]
+        assert len(set(first)) == len(first) and set(first) <= set(fresh), (row, handed)
 
 
 # budget, resume, output

@@ -15,10 +15,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from ideagen import embeddings
 from ideagen.providers.base import InvalidReply, LanguageModel, Message
@@ -30,6 +37,9 @@ from ideagen.store import Store
 DescriptorMode = Literal["model", "embedding"]
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 JUDGMENT_KIND = "evolve.niche"
+TechniqueName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)
+]
 
 
 class NicheFileError(Exception):
@@ -40,6 +50,9 @@ class Bin(BaseModel):
     key: str = Field(pattern=KEY_PATTERN, max_length=40)
     label: str = Field(min_length=1, max_length=40)
     description: str = Field(min_length=1)
+    # Techniques of this kind, by the names papers give them; a small model breeding a child
+    # for this bin is handed one (see Evolve._technique). Optional in a niche file.
+    examples: list[TechniqueName] = Field(default_factory=list, max_length=40)
 
     def text(self) -> str:
         return f"{self.label}: {self.description}"
@@ -92,7 +105,11 @@ class NicheSpec(BaseModel):
         )
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        """The grid's identity, for archive keys and cached placements; the bins' examples
+        are left out, as they change neither the grid nor where an idea is placed."""
+        no_examples = {"bins": {"__all__": {"examples"}}}
+        grid = self.model_dump_json(exclude={"rows": no_examples, "columns": no_examples})
+        return hashlib.sha256(grid.encode()).hexdigest()[:16]
 
 
 def cell(row: str, column: str) -> str:

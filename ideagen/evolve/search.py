@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,7 +51,13 @@ from ideagen.brainstorm import (
 from ideagen.dedup import duplicates_against, opening_text
 from ideagen.embeddings import EmbeddingModelMissing
 from ideagen.evolve.archive import ELITE, LOST, Archive, ArchiveCounts, archive_key, archive_run_id
-from ideagen.evolve.niches import DescriptorMode, NichePlacer, NicheSpec, default_niches
+from ideagen.evolve.niches import (
+    DescriptorMode,
+    NichePlacer,
+    NicheSpec,
+    default_niches,
+    split_cell,
+)
 from ideagen.gate import Gate
 from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, T
@@ -302,6 +309,8 @@ class _State:
     pending: dict[int, Idea] = field(default_factory=dict)
     # The (operator, parents) questions this session has put to the model.
     asked: set[tuple[str, frozenset[int | None]]] = field(default_factory=set)
+    # The techniques handed to a small model, by row (see Evolve._technique).
+    techniques: dict[str, set[str]] = field(default_factory=dict)
     counts: SessionCounts = field(default_factory=SessionCounts)
     stopped: StopReason | None = None
 
@@ -369,6 +378,7 @@ class Evolve:
         # As in brainstorm: a child refused for something fixable gets one repair call, except
         # from the local model, which fixed none of the drafts it was asked to repair.
         self._repairs = not model.weak
+        self._hand_techniques = model.weak
         self.rng = random.Random(rng_seed)
         self.archive = Archive.load(self.key, self.spec, store)
         self._context = render_prompt(
@@ -388,7 +398,7 @@ class Evolve:
 
     def _instructions(self) -> list[str]:
         """What the breeding prompts tell the model, which a child must not restate."""
-        prompts = ["evolve_context", "evolve_fill", "brainstorm_repair"]
+        prompts = ["evolve_context", "evolve_fill", "evolve_technique", "brainstorm_repair"]
         prompts += [f"evolve_{op}" for op in OPERATORS]
         niches = [b.text() for axis in (self.spec.rows, self.spec.columns) for b in axis.bins]
         return [prompt_text(name) for name in prompts] + niches
@@ -632,6 +642,9 @@ class Evolve:
             if task.operator == "move":
                 values["niche"] = self.spec.describe(task.target)
         prompt = render_prompt(f"evolve_{task.operator}", **values)
+        technique = self._technique(task)
+        if technique is not None:
+            prompt += render_prompt("evolve_technique", technique=technique)
         draft = model.structured(
             [Message(role="user", content=prompt)],
             self._reply_schema,
@@ -640,6 +653,36 @@ class Evolve:
             purpose=f"evolve.{task.operator}",
         )
         return draft.to_idea()
+
+    def _technique(self, task: Task) -> str | None:
+        """For a small model, the technique a fill, move or mechanism child is built on: one of
+        its row's examples that this session has not handed out and no elite of the row
+        names, while there are any. Told only to move or to change the mechanism, the local
+        model mostly rewrote its parent (8 of 14 children were duplicates in run 9 of
+        bench/evolve_local.txt); a named technique gives each child a change of its own."""
+        if not self._hand_techniques:
+            return None
+        if task.operator in ("fill", "move"):
+            niche = task.target
+        elif task.operator == "mechanism":
+            niche = task.parents[0].niche
+        else:
+            return None
+        row, _ = split_cell(niche)
+        examples = self.spec.rows.bin(row).examples
+        if not examples:
+            return None
+        with self._state.lock:
+            handed = self._state.techniques.setdefault(row, set())
+            in_row = " ".join(
+                f"{e.idea.Title} {e.idea.Experiment}"
+                for e in self.archive.elites().values()
+                if split_cell(e.niche)[0] == row
+            )
+            fresh = [t for t in examples if t not in handed and not _names(in_row, t)]
+            technique = self.rng.choice(fresh or examples)
+            handed.add(technique)
+        return technique
 
     def _repair(self, idea: Idea, rejection: _Rejection, model: LanguageModel) -> Idea | None:
         """The child corrected for what the checks found, or None when the reply is invalid."""
@@ -794,6 +837,19 @@ def _shown(idea: Idea, in_parts: bool) -> str:
     its text came from a file or a model, so it is fenced."""
     fields = sketch_fields(idea) if in_parts else draft_fields(idea)
     return fence(json.dumps(fields, indent=2, ensure_ascii=False))
+
+
+def _names(text: str, technique: str) -> bool:
+    """Whether `text` names `technique`: each of its words of four letters or more appears
+    there, compared by their first five letters so that "ordered" names "ordering". (MiniLM
+    is no judge of this: it rates "Mixup Between Training Images" nearer "training on a
+    fraction of the images" than "mixup".)"""
+
+    def stems(words: str) -> set[str]:
+        return {word[:5] for word in re.findall(r"[a-z]+", words.lower()) if len(word) >= 4}
+
+    words = stems(technique)
+    return bool(words) and words <= stems(text)
 
 
 def _preload_embedding_model() -> None:
