@@ -812,6 +812,10 @@ def test_a_custom_niche_file_replaces_the_grid(server, store, template, tmp_path
         (lambda s: s["columns"]["bins"][1].update(key="Bad Key"), "columns.bins.1.key"),
         (lambda s: s["columns"]["bins"][1].update(key="tweak"), "repeated: tweak"),
         (lambda s: s.pop("columns"), "columns: Field required"),
+        (
+            lambda s: s["rows"]["bins"][1].update(examples=["dropout", " "]),
+            "rows.bins.1.examples.1",
+        ),
     ],
 )
 def test_a_bad_niche_file_names_the_file_and_field(tmp_path, change, message):
