@@ -526,7 +526,7 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
 
 
 def handed_technique(prompt: str) -> str | None:
-    found = re.search(r"Build the new idea on this technique: (.+?)\. It is", prompt)
+    found = re.search(r"Technique to build the new idea on: (.+?)\. Name it", prompt)
     return found.group(1) if found else None
 
 
