@@ -37,6 +37,7 @@ from ideagen.brainstorm import Brainstorm
 from ideagen.evolve import Evolve, NichePlacer, default_niches
 from ideagen.ideafile import load_ideas
 from ideagen.providers import get_model
+from ideagen.providers.base import InvalidReply
 from ideagen.review.judge import Judge
 from ideagen.schema import Idea
 from ideagen.store import Store
@@ -108,16 +109,23 @@ def run_brainstorm(args, store: Store, template, seeds: list[Idea], work: Path) 
     judge_model.run_id = f"{run_id}/judge"
     judge = Judge(judge_model, template.task_description)
     new = [finished.idea for finished in result.new]
-    pool = [(idea, judge.score(idea).mean, idea in new) for idea in seeds + new]
     rejected = {"duplicate": 0, "infeasible": 0, "gate": 0, "invalid": 0}
     for kind, count in result.rejected.items():
         reason = kind if kind in rejected else "invalid" if kind == "invalid_reply" else "gate"
         rejected[reason] += count
+    candidates = len(new) + sum(rejected.values())
+    pool = []
+    for idea in seeds + new:
+        # As in evolve, an idea the judge gives no valid score is counted, not ranked.
+        try:
+            pool.append((idea, judge.score(idea).mean, idea in new))
+        except InvalidReply:
+            rejected["invalid"] += 1
     return Arm(
         "brainstorm + review",
         pool,
         store.spend(run_id).calls,
-        len(new) + sum(rejected.values()),
+        candidates,
         rejected,
         time.monotonic() - started,
         [],
