@@ -469,25 +469,40 @@ def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_co
     assert (result.totals.duplicate, result.totals.infeasible, result.totals.gate) == (1, 1, 1)
 
 
-def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
-    server, store, template, tmp_path
-):
+def give_baseline_results(template: Path) -> None:
+    """A weak model writes in parts only on a template with baseline results to name."""
     baseline = {"fashion": {"means": {"test_accuracy": 0.9, "train_time": 60.0}}}
     (template / "run_0").mkdir()
     (template / "run_0" / "final_info.json").write_text(json.dumps(baseline))
-    sketch = {
+
+
+def sketch_reply(title: str, change: str, runs: str, expected: str) -> dict:
+    """A weak model's child in parts: a change to `Net` decided by test accuracy."""
+    return {
         "function": "Net",
-        "change": "Add dropout regularization with rate 0.3 after each convolution of Net, "
-        "active only in training, so that no channel can carry a class on its own; the rate "
-        "is the one setting added and the optimizer and epochs stay as they are.",
-        "runs": "dropout rates 0.1, 0.3 and 0.5 against the unchanged network, two seeds each",
+        "change": change,
+        "runs": runs,
         "metric": "test_accuracy",
-        "expected": "a rate of 0.3 closes part of the gap between training and test accuracy",
-        "Title": "Dropout After Every Convolution of a Small CNN",
+        "expected": expected,
+        "Title": title,
         "Interestingness": 5,
         "Feasibility": 8,
         "Novelty": 3,
     }
+
+
+def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
+    server, store, template, tmp_path
+):
+    give_baseline_results(template)
+    sketch = sketch_reply(
+        "Dropout After Every Convolution of a Small CNN",
+        "Add dropout regularization with rate 0.3 after each convolution of Net, "
+        "active only in training, so that no channel can carry a class on its own; the rate "
+        "is the one setting added and the optimizer and epochs stay as they are.",
+        "dropout rates 0.1, 0.3 and 0.5 against the unchanged network, two seeds each",
+        "a rate of 0.3 closes part of the gap between training and test accuracy",
+    )
     name = "dropout_after_every_convolution_of_a_small_cnn"  # from the Title
     breeder = Breeder([], quality={name: 9})  # so that it becomes an elite and a parent
     breeder._breed = lambda operator, user: sketch
@@ -534,9 +549,7 @@ def handed_technique(prompt: str) -> str | None:
 def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     server, store, template, tmp_path, weak
 ):
-    baseline = {"fashion": {"means": {"test_accuracy": 0.9, "train_time": 60.0}}}
-    (template / "run_0").mkdir()
-    (template / "run_0" / "final_info.json").write_text(json.dumps(baseline))
+    give_baseline_results(template)
     # Three techniques per row; the seeds name one each in theirs (mixup, cosine).
     spec = SPEC.model_copy(deep=True)
     for row in spec.rows.bins:
@@ -548,21 +561,16 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     numbers = itertools.count()
 
     def sketch(operator: str, user: str) -> dict:
-        number = next(numbers)
-        return {
-            "function": "Net",
-            "change": f"Scale the channel count of every convolution of Net by {number + 2}, "
-            "so that each layer sees more feature maps of the same images; the factor is the one "
-            "setting added, and the optimizer, the learning rate and the number of epochs stay "
-            "as they are in the baseline.",
-            "runs": f"a channel factor of {number + 2} against the unchanged network, two seeds",
-            "metric": "test_accuracy",
-            "expected": "a higher test accuracy for a longer training time",
-            "Title": f"Channel Count Times {number + 2} in a Small CNN",
-            "Interestingness": 5,
-            "Feasibility": 8,
-            "Novelty": 3,
-        }
+        factor = next(numbers) + 2
+        return sketch_reply(
+            f"Channel Count Times {factor} in a Small CNN",
+            f"Scale the channel count of every convolution of Net by {factor}, so that each "
+            "layer sees more feature maps of the same images; the factor is the one setting "
+            "added, and the optimizer, the learning rate and the number of epochs stay as they "
+            "are in the baseline.",
+            f"a channel factor of {factor} against the unchanged network, two seeds",
+            "a higher test accuracy for a longer training time",
+        )
 
     # where the embeddings place the seeds for the weak model; the capable one places them
     placed = {"seed_mixup": "regularisation/tweak", "seed_cosine": "optimisation/method"}

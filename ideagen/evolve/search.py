@@ -378,7 +378,6 @@ class Evolve:
         # As in brainstorm: a child refused for something fixable gets one repair call, except
         # from the local model, which fixed none of the drafts it was asked to repair.
         self._repairs = not model.weak
-        self._hand_techniques = model.weak
         self.rng = random.Random(rng_seed)
         self.archive = Archive.load(self.key, self.spec, store)
         self._context = render_prompt(
@@ -660,7 +659,7 @@ class Evolve:
         names, while there are any. Told only to move or to change the mechanism, the local
         model mostly rewrote its parent (8 of 14 children were duplicates in run 9 of
         bench/evolve_local.txt); a named technique gives each child a change of its own."""
-        if not self._hand_techniques:
+        if not self.model.weak:
             return None
         if task.operator in ("fill", "move"):
             niche = task.target
