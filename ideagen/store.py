@@ -247,6 +247,23 @@ def check_not_truncated(path: Path) -> None:
         raise StoreError(damaged_store(path, f"cut off at {path.stat().st_size:,} bytes"))
 
 
+LOCK_PATIENCE_S = 30.0  # how long a run waits for another process's write before giving up
+
+
+def switch_to_wal(conn: sqlite3.Connection) -> None:
+    """SQLite answers "database is locked" at once, without waiting on the busy timeout, when
+    two processes switch a new store to WAL together; wait for the other one ourselves."""
+    deadline = time.monotonic() + LOCK_PATIENCE_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
@@ -269,14 +286,19 @@ class Store:
         # transactions from interleaving.
         try:
             self._conn = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
+                path, timeout=LOCK_PATIENCE_S, isolation_level=None, check_same_thread=False
             )
             self._lock = threading.RLock()
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
+            switch_to_wal(self._conn)
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise StoreError(
+                    f"{path}: another process has held the store locked for over "
+                    f"{LOCK_PATIENCE_S:g} s; "
+                    "let it finish, or give this run its own --home"
+                ) from None
             if not path.exists() or not os.access(path, os.W_OK) or "readonly" in str(exc):
                 raise StoreError(
                     f"{path}: cannot write the store ({exc}); give --home (or IDEAGEN_HOME) "

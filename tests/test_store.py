@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+import ideagen.store as store_module
 from ideagen.schema import Idea
-from ideagen.store import MIGRATIONS, SCHEMA_VERSION, CallRecord, Store, default_home
+from ideagen.store import MIGRATIONS, SCHEMA_VERSION, CallRecord, Store, StoreError, default_home
 
 IDEA = Idea.from_entry(
     {
@@ -108,8 +111,34 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         raise AssertionError("a newer schema must be refused")
 
 
+def open_together(path: Path, connections: int) -> list[StoreError]:
+    start = threading.Barrier(connections)
+    failures: list[StoreError] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            Store(path).close()
+        except StoreError as exc:
+            failures.append(exc)
+
+    openers = [threading.Thread(target=open_store) for _ in range(connections)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join()
+    return failures
+
+
+def test_connections_opening_a_new_store_together_all_get_it(tmp_path: Path) -> None:
+    """Two runs started at once on a fresh home both switch the new file to WAL."""
+    for round_ in range(20):
+        assert open_together(tmp_path / f"round{round_}.sqlite3", connections=4) == []
+
+
 WRITER = """
 import sys
+import threading
 from ideagen.schema import Idea
 from ideagen.store import CallRecord, Store
 store = Store.open(sys.argv[1])
@@ -132,3 +161,22 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert store.spend().calls == 300
     check = sqlite3.connect(home / "ideagen.sqlite3").execute("PRAGMA integrity_check")
     assert check.fetchone()[0] == "ok"
+
+
+def test_a_store_held_locked_by_another_process_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "held.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE held(x)")
+    monkeypatch.setattr(store_module, "LOCK_PATIENCE_S", 0.3)
+    try:
+        Store(path)
+    except StoreError as exc:
+        assert str(exc).startswith(f"{path}: another process has held the store locked")
+        assert "damaged" not in str(exc)
+    else:
+        raise AssertionError("a store held locked must be refused")
+    finally:
+        holder.execute("ROLLBACK")
