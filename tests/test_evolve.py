@@ -25,11 +25,13 @@ import pytest
 from ideagen.cli import main
 from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
 from ideagen.evolve.archive import Archive
+from ideagen.evolve.niches import NichePlacer, split_cell
 from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.resources import prompt_text
 from ideagen.review.report import render_archive_report
+from ideagen.schema import Idea
 from ideagen.store import Store
 from ideagen.template_prompt import load_template
 from testkit.ideas import IDEA_BANK, idea_json, make_template
@@ -878,6 +880,51 @@ def test_placements_are_cached_and_fall_back_to_embeddings(server, store, templa
     run = evolve(store, template, tmp_path / "other.json", max_calls=7)
     assert run.placer.place(entries["seed_cosine"].idea, run.model).source == "cache"
     assert len(breeder.seen["niche"]) == placements
+
+
+@pytest.mark.parametrize(
+    ("title", "experiment", "row"),
+    [
+        (  # the embeddings alone: regularisation (the text speaks of overfitting)
+            "Dilated Convolutions for Wider Receptive Fields on FashionMNIST",
+            "In experiment.py, change `conv_block`: give the second convolution a dilation of 2 so "
+            "each unit sees a wider patch, which may generalise better and overfit less. Compare "
+            "test accuracy and the train-test gap with the baseline over three seeds.",
+            "architecture",
+        ),
+        (  # the embeddings alone: optimisation (the text speaks of learning rates and batches)
+            "Batch Normalization for Stable Training of Small CNNs",
+            "In experiment.py, change `train`: add batch normalisation after each convolution so "
+            "that training with a learning rate of 0.05 and batches of 512 stays stable; compare "
+            "test accuracy and the training loss curve with the baseline over three seeds.",
+            "architecture",
+        ),
+    ],
+)
+def test_offline_placement_puts_a_title_naming_one_rows_technique_in_that_row(
+    store, title, experiment, row
+):
+    idea = Idea.from_entry(
+        {"Name": "n", "Title": title, "Experiment": experiment}
+        | {"Interestingness": 6, "Feasibility": 8, "Novelty": 5}
+    )
+    placement = NichePlacer(SPEC, store, "embedding").nearest(idea)
+    assert split_cell(placement.niche)[0] == row
+    assert placement.reason.startswith("the title names")
+
+
+def test_offline_placement_of_a_title_naming_two_rows_techniques_is_left_to_the_embeddings(store):
+    idea = Idea.from_entry(
+        {
+            "Name": "n",
+            "Title": "Dropout and Batch Normalization in Small CNNs",
+            "Experiment": "In experiment.py, change `Net`: add batch normalisation after each "
+            "convolution and dropout of 0.3 before the classifier; compare test accuracy with the "
+            "baseline over three seeds.",
+        }
+        | {"Interestingness": 6, "Feasibility": 8, "Novelty": 5}
+    )
+    assert NichePlacer(SPEC, store, "embedding").nearest(idea).reason == "nearest niche description"
 
 
 # the report

@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,6 +55,7 @@ from ideagen.evolve.niches import (
     NichePlacer,
     NicheSpec,
     default_niches,
+    names_technique,
     split_cell,
 )
 from ideagen.gate import Gate
@@ -678,7 +678,7 @@ class Evolve:
                 for e in self.archive.elites().values()
                 if split_cell(e.niche)[0] == row
             )
-            fresh = [t for t in examples if t not in handed and not _names(in_row, t)]
+            fresh = [t for t in examples if t not in handed and not names_technique(in_row, t)]
             technique = self.rng.choice(fresh or examples)
             handed.add(technique)
         return technique
@@ -836,19 +836,6 @@ def _shown(idea: Idea, in_parts: bool) -> str:
     its text came from a file or a model, so it is fenced."""
     fields = sketch_fields(idea) if in_parts else draft_fields(idea)
     return fence(json.dumps(fields, indent=2, ensure_ascii=False))
-
-
-def _names(text: str, technique: str) -> bool:
-    """Whether `text` names `technique`: each of its words of four letters or more appears
-    there, compared by their first five letters so that "ordered" names "ordering". (MiniLM
-    is no judge of this: it rates "Mixup Between Training Images" nearer "training on a
-    fraction of the images" than "mixup".)"""
-
-    def stems(words: str) -> set[str]:
-        return {word[:5] for word in re.findall(r"[a-z]+", words.lower()) if len(word) >= 4}
-
-    words = stems(technique)
-    return bool(words) and words <= stems(text)
 
 
 def _preload_embedding_model() -> None:
