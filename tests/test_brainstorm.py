@@ -701,6 +701,48 @@ def test_a_sketch_field_cut_at_its_length_limit_keeps_its_whole_sentences():
         schema.model_validate(sketch.model_dump() | {"function": "run"})
 
 
+@pytest.mark.parametrize(
+    ("chosen", "change", "written"),
+    [
+        (  # the local model's own words, under `evaluate`
+            "evaluate",
+            "Replace the existing convolutional layers with dilated convolution layers. Modify "
+            "the conv_block function to include dilations of 1, 2 and 4, so that the network "
+            "sees wider patches of each image without more parameters or pooling.",
+            "conv_block",
+        ),
+        (  # "evaluate" and "train" as verbs are not the functions
+            "train_all",
+            "Evolve the learning rate of each seed's run with a (1+4) evolution strategy: "
+            "train each candidate for one epoch, evaluate it on 5,000 held-out training images "
+            "and keep the best, for five generations before the final run.",
+            "train_all",
+        ),
+        (  # two functions named: the chosen one stands
+            "train",
+            "Add dropout of 0.3 to `Net` before the classifier and turn it off in `evaluate`, so "
+            "that the network cannot rely on a few units; the rest of training is unchanged "
+            "and the rate is the one setting the change adds.",
+            "train",
+        ),
+    ],
+)
+def test_a_sketch_changes_the_function_its_change_names_as_code(chosen, change, written):
+    functions = ["conv_block", "Net", "evaluate", "train", "train_all"]
+    sketch = sketch_schema(functions, ["test_accuracy"])(
+        function=chosen,
+        change=change,
+        runs="the changed network against the baseline, two seeds each, same epochs.",
+        metric="test_accuracy",
+        expected="the changed network is at least as accurate as the baseline.",
+        Title="A Change to a Small CNN on FashionMNIST",
+        Interestingness=5,
+        Feasibility=8,
+        Novelty=4,
+    )
+    assert sketch.to_idea().Experiment.startswith(f"In experiment.py, change `{written}`: ")
+
+
 def test_an_idea_written_in_parts_is_shown_back_in_its_parts():
     sketch = sketch_schema(["make_optimizer"], ["test_accuracy"])(
         function="make_optimizer",
