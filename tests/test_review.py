@@ -16,10 +16,13 @@ import pytest
 
 from ideagen.cli import main
 from ideagen.ideafile import load_ideas
+from ideagen.local.engine import grammar_schema
 from ideagen.providers import get_model
 from ideagen.providers.common import RetryPolicy as ModelRetryPolicy
 from ideagen.review.judge import (
+    RATIONALE_MAX_CHARS,
     Judge,
+    JudgeReply,
     bradley_terry,
     default_rounds,
     run_tournament,
@@ -339,6 +342,32 @@ def test_judge_sees_one_idea_without_its_ratings(reviewer, loopback, store):
         "Experiment": "Double the channels.",
     }
     assert "Classify FashionMNIST with a small CNN." in request.system_text
+
+
+def test_judge_rationales_are_bounded_and_an_overlong_one_is_asked_again(reviewer, loopback, store):
+    """An API model that runs past the bound is asked to repair its reply, and the score
+    survives; the bound reaches the local model's grammar."""
+    answers: list[dict] = []
+    repairs = []
+
+    def first_reply_rambles(request):
+        if request.purpose != "review.judge":
+            return reviewer(request)
+        if not answers:
+            answers.append(json.loads(reviewer(request)))
+            return json.dumps(answers[0] | {"novelty_rationale": "Studied before. " * 40})
+        repairs.append(request)
+        return json.dumps(answers[0])
+
+    loopback.responder = first_reply_rambles
+    judge = Judge(loopback_model(store, loopback), "Classify FashionMNIST with a small CNN.")
+    score = judge.score(make_idea("wide_cnn", "Wider CNN", "Double the channels.", (9, 9, 9)))
+    assert score.Interestingness == quality("wide_cnn")
+    assert len(score.novelty_rationale) <= RATIONALE_MAX_CHARS
+    assert len(repairs) == 1 and "novelty_rationale" in repairs[0].last_user_text
+    properties = grammar_schema(JudgeReply)["properties"]  # what the local model's grammar gets
+    for field in ("interestingness_rationale", "feasibility_rationale", "novelty_rationale"):
+        assert properties[field]["maxLength"] == RATIONALE_MAX_CHARS
 
 
 def test_swiss_pairings_never_repeat_a_pair():

@@ -54,6 +54,20 @@ class JudgeScore(BaseModel):
         return sum(self.ratings().values()) / len(RATING_FIELDS)
 
 
+# A bound that reaches the local model's decoder grammar: its rationales now and then ran on
+# past max_tokens three attempts running, and the idea went unscored. Scores kept in the store
+# are read back as JudgeScore, without it.
+RATIONALE_MAX_CHARS = 400
+
+
+class JudgeReply(JudgeScore):
+    """JudgeScore as the judge is asked for it, each rationale at most RATIONALE_MAX_CHARS."""
+
+    interestingness_rationale: str = Field(min_length=1, max_length=RATIONALE_MAX_CHARS)
+    feasibility_rationale: str = Field(min_length=1, max_length=RATIONALE_MAX_CHARS)
+    novelty_rationale: str = Field(min_length=1, max_length=RATIONALE_MAX_CHARS)
+
+
 class PairwiseChoice(BaseModel):
     reason: str = Field(min_length=1)
     better: Literal["A", "B"]
@@ -86,7 +100,7 @@ class Judge:
         """Raises ModelError when the model cannot give a valid answer."""
         return self.model.structured(
             [Message(role="user", content=f"The idea to score:\n{idea_for_judge(idea)}")],
-            JudgeScore,
+            JudgeReply,
             system=render_prompt(
                 "review_rubric", template_section=template_section(self.task_description)
             ),
