@@ -588,8 +588,8 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
         tmp_path / "elites.json",
         model=model,
         niches=spec,
-        max_calls=30,
-        operators=("move", "mechanism", "sharpen"),
+        max_calls=40,
+        operators=("move", "mechanism", "measure", "sharpen"),
     ).run()
 
     entries = store.archive_entries(result.archive)
@@ -599,6 +599,7 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     assert {purpose for purpose, _ in prompts} == {
         "evolve.move",
         "evolve.mechanism",
+        "evolve.measure",
         "evolve.sharpen",
     }
     if not weak:  # a capable model is not narrowed to a list
@@ -612,6 +613,8 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
             continue
         if purpose == "evolve.move":
             row = asked_niche(prompt).split("/")[0]
+        elif purpose == "evolve.measure":  # measurements, whatever the parent's row
+            row = "evaluation"
         else:
             parent = shown_idea(prompt.split("The idea to vary:", 1)[1])
             row = next(e.niche for e in entries if e.idea.Title == parent["Title"]).split("/")[0]

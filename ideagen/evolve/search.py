@@ -69,6 +69,9 @@ from ideagen.template_prompt import TemplateContext, summarize_ideas
 from ideagen.untrusted import fence
 
 MUTATIONS = ("sharpen", "mechanism", "measure", "move")
+# The row whose techniques are measurements, in the default grid and in a niche file that
+# keeps its key: a measure child's technique comes from it.
+MEASURE_ROW = "evaluation"
 OPERATORS = (*MUTATIONS, "crossover")
 CROSSOVER_SHARE = 0.25
 # Moving to an empty niche is the one mutation that widens the grid: favour it while the
@@ -656,18 +659,21 @@ class Evolve:
     def _technique(self, task: Task) -> str | None:
         """For a small model, the technique a fill, move or mechanism child is built on: one of
         its row's examples that this session has not handed out and no elite of the row
-        names, while there are any. Told only to move or to change the mechanism, the local
-        model mostly rewrote its parent (8 of 14 children were duplicates in run 9 of
-        bench/evolve_local.txt); a named technique gives each child a change of its own."""
+        names, while there are any; a measure child gets one of MEASURE_ROW's. Told only to
+        move or to change the mechanism, the local model mostly rewrote its parent (8 of 14
+        children were duplicates in run 9 of bench/evolve_local.txt); told to measure
+        something else, 4 of its 8 measure children in runs 9-12 were refused as duplicates
+        and 1 entered the archive. A named technique gives each child a change of its own."""
         if not self.model.weak:
             return None
         if task.operator in ("fill", "move"):
-            niche = task.target
+            row, _ = split_cell(task.target)
         elif task.operator == "mechanism":
-            niche = task.parents[0].niche
+            row, _ = split_cell(task.parents[0].niche)
+        elif task.operator == "measure" and MEASURE_ROW in self.spec.rows.keys():
+            row = MEASURE_ROW
         else:
             return None
-        row, _ = split_cell(niche)
         examples = self.spec.rows.bin(row).examples
         if not examples:
             return None
