@@ -25,13 +25,12 @@ import pytest
 from ideagen.cli import main
 from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
 from ideagen.evolve.archive import Archive
-from ideagen.evolve.niches import NichePlacer, split_cell
+from ideagen.evolve.niches import NichePlacer
 from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.resources import prompt_text
 from ideagen.review.report import render_archive_report
-from ideagen.schema import Idea
 from ideagen.store import Store
 from ideagen.template_prompt import load_template
 from testkit.ideas import IDEA_BANK, idea_json, make_template
@@ -547,6 +546,53 @@ def handed_technique(prompt: str) -> str | None:
     return found.group(1) if found else None
 
 
+def test_a_weak_models_child_whose_title_names_its_technique_goes_to_the_techniques_row(
+    server, store, template, tmp_path
+):
+    give_baseline_results(template)
+    numbers = itertools.count()
+    built_on: dict[str, tuple[str, str, bool]] = {}  # title -> technique, its row, named?
+
+    def sketch(operator: str, user: str) -> dict:
+        # Each child's change is another idea of the bank, whatever the technique handed;
+        # every other child names the technique in its title.
+        number = next(numbers)
+        _, bank_title, bank_experiment = IDEA_BANK[number % len(IDEA_BANK)]
+        technique, named = handed_technique(user), number % 2 == 1
+        title = f"{technique.capitalize()}: {bank_title}" if named else bank_title
+        built_on[title] = (technique, asked_niche(user).split("/")[0], named)
+        return sketch_reply(
+            title,
+            f"{bank_experiment} The change is made in Net and the training loop only, and "
+            "every other setting of the baseline stays as it is.",
+            "the changed network against the unchanged one, two seeds for each of them",
+            "a higher test accuracy than the baseline's",
+        )
+
+    breeder = Breeder([child(f"child_{i}", i % len(IDEA_BANK)) for i in range(40)])
+    breeder._breed = sketch
+    server.responder = breeder
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model.weak = True
+    result = evolve(
+        store, template, tmp_path / "elites.json", model=model, max_calls=45, operators=("move",)
+    ).run()
+
+    embeddings_alone = NichePlacer(SPEC, store, "embedding")
+    overruled = 0
+    for entry in store.archive_entries(result.archive):
+        if entry.operator != "move" or entry.niche is None:
+            continue
+        technique, row, named = built_on[entry.idea.Title]
+        if named:
+            assert entry.niche.split("/")[0] == row, (entry.idea.Title, entry.niche)
+            assert f"built on {technique!r}" in entry.reason
+            overruled += embeddings_alone.nearest(entry.idea).niche.split("/")[0] != row
+        else:
+            assert "nearest niche description" in entry.reason
+    assert overruled >= 2, "some named their technique in a text the embeddings put elsewhere"
+
+
 @pytest.mark.parametrize("weak", [True, False])
 def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     server, store, template, tmp_path, weak
@@ -883,51 +929,6 @@ def test_placements_are_cached_and_fall_back_to_embeddings(server, store, templa
     run = evolve(store, template, tmp_path / "other.json", max_calls=7)
     assert run.placer.place(entries["seed_cosine"].idea, run.model).source == "cache"
     assert len(breeder.seen["niche"]) == placements
-
-
-@pytest.mark.parametrize(
-    ("title", "experiment", "row"),
-    [
-        (  # the embeddings alone: regularisation (the text speaks of overfitting)
-            "Dilated Convolutions for Wider Receptive Fields on FashionMNIST",
-            "In experiment.py, change `conv_block`: give the second convolution a dilation of 2 so "
-            "each unit sees a wider patch, which may generalise better and overfit less. Compare "
-            "test accuracy and the train-test gap with the baseline over three seeds.",
-            "architecture",
-        ),
-        (  # the embeddings alone: optimisation (the text speaks of learning rates and batches)
-            "Batch Normalization for Stable Training of Small CNNs",
-            "In experiment.py, change `train`: add batch normalisation after each convolution so "
-            "that training with a learning rate of 0.05 and batches of 512 stays stable; compare "
-            "test accuracy and the training loss curve with the baseline over three seeds.",
-            "architecture",
-        ),
-    ],
-)
-def test_offline_placement_puts_a_title_naming_one_rows_technique_in_that_row(
-    store, title, experiment, row
-):
-    idea = Idea.from_entry(
-        {"Name": "n", "Title": title, "Experiment": experiment}
-        | {"Interestingness": 6, "Feasibility": 8, "Novelty": 5}
-    )
-    placement = NichePlacer(SPEC, store, "embedding").nearest(idea)
-    assert split_cell(placement.niche)[0] == row
-    assert placement.reason.startswith("the title names")
-
-
-def test_offline_placement_of_a_title_naming_two_rows_techniques_is_left_to_the_embeddings(store):
-    idea = Idea.from_entry(
-        {
-            "Name": "n",
-            "Title": "Dropout and Batch Normalization in Small CNNs",
-            "Experiment": "In experiment.py, change `Net`: add batch normalisation after each "
-            "convolution and dropout of 0.3 before the classifier; compare test accuracy with the "
-            "baseline over three seeds.",
-        }
-        | {"Interestingness": 6, "Feasibility": 8, "Novelty": 5}
-    )
-    assert NichePlacer(SPEC, store, "embedding").nearest(idea).reason == "nearest niche description"
 
 
 # the report

@@ -6,8 +6,7 @@ experiment.py (six bins) by how far it goes from the baseline (three bins). A ni
 
 The model places an idea with a written rubric (the bins' descriptions); its answer is kept
 in the store so an idea is placed once. Without a usable answer, or when asked to, the idea
-goes to the bins whose descriptions are nearest in MiniLM embedding space, except that a
-title naming the example techniques of one row only puts it in that row.
+goes to the bins whose descriptions are nearest in MiniLM embedding space.
 """
 
 from __future__ import annotations
@@ -204,26 +203,19 @@ class NichePlacer:
         )
 
     def nearest(self, idea: Idea) -> Placement:
-        """The bins whose descriptions are nearest to the idea's title and experiment, but the
-        row whose techniques the title names when it names one row's only. Of 15 local-model
-        children in bench/evolve_local.txt whose titles named one row's technique, the
-        embeddings put 7 in another row, among them four "Batch Normalization" titles spread
-        over optimisation, evaluation and regularisation."""
+        """The bins whose descriptions are nearest to the idea's title and experiment."""
         rows, columns = self._vectors()
         vector = embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
-        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
-        named = {
-            row.key: technique
-            for row in self.spec.rows.bins
-            for technique in row.examples
-            if names_technique(idea.Title, technique)
-        }
-        if len(named) == 1:
-            [(row, technique)] = named.items()
-            reason = f"the title names {technique!r}; nearest column description"
-            return Placement(cell(row, column), "embedding", reason)
         row = self.spec.rows.bins[int(np.argmax(rows @ vector))].key
+        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
         return Placement(cell(row, column), "embedding", "nearest niche description")
+
+    def in_row(self, idea: Idea, row: str, reason: str) -> Placement:
+        """The idea in a row already known, at the column whose description is nearest."""
+        _, columns = self._vectors()
+        vector = embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
+        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
+        return Placement(cell(row, column), "embedding", reason)
 
     def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
         if self._bin_vectors is None:
