@@ -600,11 +600,21 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     give_baseline_results(template)
     # Three techniques per row; the seeds name one each in theirs (mixup, cosine).
     spec = SPEC.model_copy(deep=True)
+    # The template defines augment, make_optimizer and Net; a row naming a function it lacks
+    # (evaluation) leaves the model all three.
+    functions = {
+        "data": ["augment"],
+        "architecture": ["Net"],
+        "optimisation": ["make_optimizer"],
+        "regularisation": ["augment", "Net"],
+        "evaluation": ["evaluate", "Net"],
+    }
     for row in spec.rows.bins:
         row.examples = {
             "regularisation": ["mixup", "label smoothing", "dropout"],
             "optimisation": ["cosine learning-rate schedule", "gradient clipping", "warmup"],
         }.get(row.key, [f"{row.key} technique {n}" for n in ("one", "two", "three")])
+        row.functions = functions.get(row.key, [])
     named = {"regularisation": "mixup", "optimisation": "cosine learning-rate schedule"}
     numbers = itertools.count()
 
@@ -651,11 +661,17 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
     if not weak:  # a capable model is not narrowed to a list
         assert not any(handed_technique(prompt) for _, prompt in prompts)
         return
+    choices = {}  # the functions each breeding prompt's reply could name
+    for request in breeding:
+        function = request.body["response_format"]["json_schema"]["schema"]["properties"]
+        function = function["function"]
+        choices[request.last_user_text] = function.get("enum") or [function["const"]]
     by_row: dict[str, list[str]] = {}
     for purpose, prompt in prompts:
         technique = handed_technique(prompt)
+        everything = ["augment", "make_optimizer", "Net"]
         if purpose == "evolve.sharpen":  # a sharper version of its parent keeps its change
-            assert technique is None
+            assert technique is None and choices[prompt] == everything
             continue
         if purpose == "evolve.move":
             row = asked_niche(prompt).split("/")[0]
@@ -665,6 +681,8 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
             parent = shown_idea(prompt.split("The idea to vary:", 1)[1])
             row = next(e.niche for e in entries if e.idea.Title == parent["Title"]).split("/")[0]
         assert technique in spec.rows.bin(row).examples, (purpose, row, technique)
+        expected = everything if row in ("evaluation", "search") else functions[row]
+        assert choices[prompt] == expected, (purpose, row)
         by_row.setdefault(row, []).append(technique)
     assert by_row.keys() > named.keys()
     for row, handed in by_row.items():

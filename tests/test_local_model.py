@@ -182,6 +182,7 @@ class Ratings(BaseModel):
 class Plan(BaseModel):
     name: str = Field(pattern=r"^[a-z_]+$", max_length=30)
     verdict: Literal["keep", "drop"]
+    kind: Literal["plan"]
     ratings: Ratings
     note: str | None = None
 
@@ -193,6 +194,7 @@ def test_grammar_schema_uses_enums_for_bounded_integers_and_inlines_references()
     assert ratings["properties"]["wide"] == {"type": "integer"}  # too wide for an enum
     assert schema["properties"]["name"] == {"type": "string", "maxLength": 30}
     assert schema["properties"]["verdict"] == {"enum": ["keep", "drop"], "type": "string"}
+    assert schema["properties"]["kind"] == {"enum": ["plan"], "type": "string"}  # not a const
     assert schema["properties"]["note"] == {"oneOf": [{"type": "string"}, {"type": "null"}]}
     assert schema["additionalProperties"] is False and "$defs" not in json.dumps(schema)
 

@@ -41,6 +41,7 @@ JUDGMENT_KIND = "evolve.niche"
 TechniqueName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)
 ]
+FunctionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class NicheFileError(Exception):
@@ -54,6 +55,10 @@ class Bin(BaseModel):
     # Techniques of this kind, by the names papers give them; a small model breeding a child
     # for this bin is handed one (see Evolve._technique). Optional in a niche file.
     examples: list[TechniqueName] = Field(default_factory=list, max_length=40)
+    # The functions and classes of experiment.py a change of this kind goes into; a small
+    # model handed one of the examples chooses among them, when the template defines them
+    # all (see Evolve._reply_schema_for). Optional in a niche file.
+    functions: list[FunctionName] = Field(default_factory=list, max_length=20)
 
     def text(self) -> str:
         return f"{self.label}: {self.description}"
@@ -107,8 +112,9 @@ class NicheSpec(BaseModel):
 
     def fingerprint(self) -> str:
         """The grid's identity, for archive keys and cached placements; the bins' examples
-        are left out, as they change neither the grid nor where an idea is placed."""
-        no_examples = {"bins": {"__all__": {"examples"}}}
+        and functions are left out, as they change neither the grid nor where an idea is
+        placed."""
+        no_examples = {"bins": {"__all__": {"examples", "functions"}}}
         grid = self.model_dump_json(exclude={"rows": no_examples, "columns": no_examples})
         return hashlib.sha256(grid.encode()).hexdigest()[:16]
 

@@ -39,11 +39,13 @@ from ideagen.brainstorm import (
     DRAFT_MAX_TOKENS,
     REPAIRABLE,
     IdeaDraft,
+    IdeaSketch,
     default_concurrency,
     draft_fields,
     feasibility_problems,
     repair_prompt,
     sketch_fields,
+    sketch_schema,
     template_dataset,
     weak_model_schema,
 )
@@ -676,12 +678,24 @@ class Evolve:
             prompt += render_prompt("evolve_technique", technique=technique.name)
         draft = model.structured(
             [Message(role="user", content=prompt)],
-            self._reply_schema,
+            self._reply_schema_for(technique),
             context=self._context,
             max_tokens=DRAFT_MAX_TOKENS,
             purpose=f"evolve.{task.operator}",
         )
         return draft.to_idea()
+
+    def _reply_schema_for(self, technique: Technique | None) -> type[IdeaDraft | IdeaSketch]:
+        """The reply in parts, with `function` among those of the technique's row when the
+        template defines them all: choosing from all of experiment.py, the local model put
+        architecture changes (grouped, dilated convolutions) under `evaluate`."""
+        if technique is None or not self._in_parts:
+            return self._reply_schema
+        terms = self.gate.template_terms
+        functions = self.spec.rows.bin(technique.row).functions
+        if not functions or not set(functions) <= set(terms.functions):
+            return self._reply_schema
+        return sketch_schema(functions, terms.metric_names)
 
     def _technique(self, task: Task) -> Technique | None:
         """For a small model, the technique a fill, move or mechanism child is built on: one of

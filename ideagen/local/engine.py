@@ -118,8 +118,9 @@ def grammar_schema(schema: type[BaseModel]) -> dict[str, Any]:
     """The pydantic schema in the subset both runtimes turn into a grammar.
 
     Neither runtime enforces an integer's minimum/maximum, so bounded integers become an enum of
-    their values; anyOf becomes oneOf; keywords the grammars ignore (title, pattern, default)
-    are dropped, so what validation still checks is what pydantic checks after.
+    their values, and so does a const; anyOf becomes oneOf; keywords the grammars ignore
+    (title, pattern, default) are dropped, so what validation still checks is what pydantic
+    checks after.
     """
     full = schema.model_json_schema()
     definitions = full.pop("$defs", {})
@@ -138,6 +139,8 @@ def grammar_schema(schema: type[BaseModel]) -> dict[str, Any]:
         }
         if "anyOf" in out:
             out["oneOf"] = out.pop("anyOf")
+        if "const" in out:  # a one-value Literal
+            out["enum"] = [out.pop("const")]
         if out.get("type") == "object":
             out.setdefault("additionalProperties", False)
         if out.get("type") == "integer":
