@@ -371,7 +371,19 @@ class TemplateTerms:
 
     @cached_property
     def task_spans(self) -> frozenset[tuple[str, ...]]:
-        return word_spans(self.template.task_description)
+        """The task description's runs of words, less those that only list what the runs
+        report: the local model's "compare the test accuracy, test loss, final training loss
+        and training time" names the results, it does not copy the task (two of the demo's
+        children were refused for it)."""
+        metric_words = {word for key in self.metric_names for word in key.lower().split("_")}
+        metric_words |= set().union(*self.metrics.values())
+        prefixes = {word[:5] for word in metric_words}
+
+        def lists_metrics(span: tuple[str, ...]) -> bool:
+            return all(word in FUNCTION_WORDS or word[:5] in prefixes for word in span)
+
+        spans = word_spans(self.template.task_description)
+        return frozenset(span for span in spans if not lists_metrics(span))
 
     @cached_property
     def absent_data_kinds(self) -> frozenset[str]:

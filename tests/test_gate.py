@@ -393,6 +393,15 @@ def test_an_idea_padded_with_the_task_description_is_refused(store, fashion):
     # Naming the template's own things is not a copy.
     named = text.replace("(on a CPU side by side, one process each) ", "")
     assert Gate(fashion, store).check(idea("evolved_lr", "Evolving the Learning Rate", named)) == []
+    # Nor is listing the results the runs report in the task's own words.
+    listed = named.replace(
+        "Compare test accuracy with the baseline.",
+        "Compare the test accuracy, test loss, final training loss and training time with the "
+        "baseline's.",
+    )
+    assert (
+        Gate(fashion, store).check(idea("evolved_lr", "Evolving the Learning Rate", listed)) == []
+    )
 
 
 def test_an_idea_that_restates_its_instructions_is_refused(store, fashion):
