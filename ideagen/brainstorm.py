@@ -162,7 +162,7 @@ class IdeaSketch(BaseModel):
         """The function the change names as code, when that is one function and not the one
         chosen: the grammar has the model choose `function` before it writes the change, and
         the local model now and then wrote a change to another one ("modify the conv_block
-        function" under `evaluate`, 4 of 93 sketches in the bench stores)."""
+        function" under `evaluate`; 6 of 92 sketches in the bench and demo stores)."""
         choices = get_args(type(self).model_fields["function"].annotation)
         named = [name for name in choices if _names_as_code(self.change, name)]
         return named[0] if len(named) == 1 else self.function

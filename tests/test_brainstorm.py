@@ -24,6 +24,7 @@ from ideagen.brainstorm import (
     Angle,
     Brainstorm,
     BrainstormEvent,
+    IdeaSketch,
     PlanPart,
     default_rounds,
     draft_fields,
@@ -678,27 +679,30 @@ def test_a_small_model_writes_an_idea_in_parts_from_the_templates_own_names(
     assert "Cosine" not in draft.last_user_text
 
 
+def written_sketch(functions: list[str], **parts: str) -> IdeaSketch:
+    """A sketch as a small model replies, judged by test accuracy, with middling ratings."""
+    schema = sketch_schema(functions, ["test_accuracy"])
+    ratings = {"Interestingness": 5, "Feasibility": 8, "Novelty": 4}
+    return schema(metric="test_accuracy", **parts, **ratings)
+
+
 def test_a_sketch_field_cut_at_its_length_limit_keeps_its_whole_sentences():
-    schema = sketch_schema(["train"], ["test_accuracy"])
     limit = SKETCH_MAX_CHARS["change"]
     whole = "Evolve max_lr and momentum with a genetic algorithm over five generations. "
     cut = (whole * (limit // len(whole) + 1))[:limit]
-    sketch = schema(
+    sketch = written_sketch(
+        ["train"],
         function="train",
         change=cut,
         runs="the evolved pair against max_lr 0.2 and momentum 0.9, two seeds each",
-        metric="test_accuracy",
         expected="the evolved pair matches the baseline in fewer epochs",
         Title="Evolving the Learning Rate and Momentum",
-        Interestingness=5,
-        Feasibility=8,
-        Novelty=4,
     )
     experiment = sketch.to_idea().Experiment
     kept = experiment.split("`train`: ")[1].split(" Runs to compare")[0]
     assert kept == " ".join([whole.strip()] * (limit // len(whole)))
     with pytest.raises(ValueError, match="function"):
-        schema.model_validate(sketch.model_dump() | {"function": "run"})
+        type(sketch).model_validate(sketch.model_dump() | {"function": "run"})
 
 
 @pytest.mark.parametrize(
@@ -728,35 +732,28 @@ def test_a_sketch_field_cut_at_its_length_limit_keeps_its_whole_sentences():
     ],
 )
 def test_a_sketch_changes_the_function_its_change_names_as_code(chosen, change, written):
-    functions = ["conv_block", "Net", "evaluate", "train", "train_all"]
-    sketch = sketch_schema(functions, ["test_accuracy"])(
+    sketch = written_sketch(
+        ["conv_block", "Net", "evaluate", "train", "train_all"],
         function=chosen,
         change=change,
         runs="the changed network against the baseline, two seeds each, same epochs.",
-        metric="test_accuracy",
         expected="the changed network is at least as accurate as the baseline.",
         Title="A Change to a Small CNN on FashionMNIST",
-        Interestingness=5,
-        Feasibility=8,
-        Novelty=4,
     )
     assert sketch.to_idea().Experiment.startswith(f"In experiment.py, change `{written}`: ")
 
 
 def test_an_idea_written_in_parts_is_shown_back_in_its_parts():
-    sketch = sketch_schema(["make_optimizer"], ["test_accuracy"])(
+    sketch = written_sketch(
+        ["make_optimizer"],
         function="make_optimizer",
         change="Replace the fixed learning rate with one evolved by a (1+4) evolution "
         "strategy over five generations, each candidate scored on 5,000 training images held "
         "out from training. Mutations are log-normal with a step of 0.2, and the best rate of "
         "the last generation trains the final network.",
         runs="the evolved rate against the fixed rate of 0.1, two seeds for each of the two.",
-        metric="test_accuracy",
         expected="the evolved rate reaches the baseline's accuracy two epochs sooner.",
         Title="An Evolved Learning Rate for a Small CNN",
-        Interestingness=5,
-        Feasibility=8,
-        Novelty=4,
     )
     assert sketch_fields(sketch.to_idea()) == sketch.model_dump()
     paragraph = Idea(**idea_json("cosine", "Cosine Schedule Study", "Run it twice with cosine."))

@@ -210,18 +210,21 @@ class NichePlacer:
 
     def nearest(self, idea: Idea) -> Placement:
         """The bins whose descriptions are nearest to the idea's title and experiment."""
-        rows, columns = self._vectors()
-        vector = embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
+        rows, _ = self._vectors()
+        vector = self._vector(idea)
         row = self.spec.rows.bins[int(np.argmax(rows @ vector))].key
-        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
-        return Placement(cell(row, column), "embedding", "nearest niche description")
+        return Placement(cell(row, self._column(vector)), "embedding", "nearest niche description")
 
     def in_row(self, idea: Idea, row: str, reason: str) -> Placement:
         """The idea in a row already known, at the column whose description is nearest."""
+        return Placement(cell(row, self._column(self._vector(idea))), "embedding", reason)
+
+    def _vector(self, idea: Idea) -> np.ndarray:
+        return embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
+
+    def _column(self, vector: np.ndarray) -> str:
         _, columns = self._vectors()
-        vector = embeddings.embed([f"{idea.Title}. {idea.Experiment}"], self.store)[0]
-        column = self.spec.columns.bins[int(np.argmax(columns @ vector))].key
-        return Placement(cell(row, column), "embedding", reason)
+        return self.spec.columns.bins[int(np.argmax(columns @ vector))].key
 
     def _vectors(self) -> tuple[np.ndarray, np.ndarray]:
         if self._bin_vectors is None:
