@@ -1005,3 +1005,30 @@ def test_report_grid_opens_in_chromium_and_a_click_shows_the_lineage(
 
     colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(maxcolors=1_000_000)}
     assert len(colours) > 50
+
+
+def test_evolving_into_the_templates_own_seed_file_keeps_every_seed(
+    server, store, template, tmp_path
+):
+    # The use: the elites written as the template's seed_ideas.json. The seeds share
+    # a niche, so one loses; it is still the user's idea and stays in the file, after the elites.
+    out = template / "seed_ideas.json"
+    before = json.loads(out.read_text())
+    breeder = Breeder(
+        IDEA_BANK,
+        niche_of={
+            "seed_mixup": "regularisation/component",
+            "seed_cosine": "regularisation/component",
+        },
+        quality={"seed_mixup": 8, "seed_cosine": 6},
+    )
+    server.responder = breeder
+    result = evolve(store, template, out, max_calls=12).run()
+
+    by_name = entries_by_name(store, result)
+    assert by_name["seed_cosine"].status == "lost"
+    written = json.loads(out.read_text())
+    names = [entry["Name"] for entry in written]
+    assert names[: len(result.elites)] == [e.idea.Name for e in result.elites]
+    assert {entry["Name"] for entry in before} <= set(names), "a seed that lost is kept"
+    assert names.count("seed_cosine") == 1

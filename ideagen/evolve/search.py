@@ -542,10 +542,17 @@ class Evolve:
 
     def _collect_seeds(self) -> list[Seed]:
         """The template's seed ideas, then the output file's, then the store's on the topic;
-        each once, none the archive has already judged, at most `max_seeds`."""
+        each once, none the archive has already judged, at most `max_seeds`. A template seed
+        the output file also holds (as when the output is the template's own seed_ideas.json)
+        counts as the file's, so that it stays in the file if it loses its niche."""
         template_file = self.template.folder / "seed_ideas.json"
-        found = [Seed(i, "template") for i in load_ideas(template_file, missing_ok=True).ideas]
-        found += [Seed(i, "file") for i in load_ideas(self.out, missing_ok=True).ideas]
+        in_file = load_ideas(self.out, missing_ok=True).ideas
+        file_keys = {(i.Title, i.Experiment) for i in in_file}
+        found = [
+            Seed(i, "file" if (i.Title, i.Experiment) in file_keys else "template")
+            for i in load_ideas(template_file, missing_ok=True).ideas
+        ]
+        found += [Seed(i, "file") for i in in_file]
         found += [
             Seed(s.idea, "store", s.id)
             for s in self.store.ideas(template=self.template.name, topic=self.topic)
