@@ -1007,11 +1007,12 @@ def test_report_grid_opens_in_chromium_and_a_click_shows_the_lineage(
     assert len(colours) > 50
 
 
-def test_evolving_into_the_templates_own_seed_file_keeps_every_seed(
+def test_evolving_into_the_templates_own_seed_file_keeps_every_seed_as_it_was(
     server, store, template, tmp_path
 ):
     # The use: the elites written as the template's seed_ideas.json. The seeds share
-    # a niche, so one loses; it is still the user's idea and stays in the file, after the elites.
+    # a niche: seed_mixup is its elite (and written as one) until seed_cosine replaces it. It is
+    # still the user's idea, so it stays in the file after the elites, as the user wrote it.
     out = template / "seed_ideas.json"
     before = json.loads(out.read_text())
     breeder = Breeder(
@@ -1020,15 +1021,14 @@ def test_evolving_into_the_templates_own_seed_file_keeps_every_seed(
             "seed_mixup": "regularisation/component",
             "seed_cosine": "regularisation/component",
         },
-        quality={"seed_mixup": 8, "seed_cosine": 6},
+        quality={"seed_mixup": 6, "seed_cosine": 8},
     )
     server.responder = breeder
     result = evolve(store, template, out, max_calls=12).run()
 
-    by_name = entries_by_name(store, result)
-    assert by_name["seed_cosine"].status == "lost"
+    assert entries_by_name(store, result)["seed_mixup"].status == "replaced"
     written = json.loads(out.read_text())
-    names = [entry["Name"] for entry in written]
-    assert names[: len(result.elites)] == [e.idea.Name for e in result.elites]
-    assert {entry["Name"] for entry in before} <= set(names), "a seed that lost is kept"
-    assert names.count("seed_cosine") == 1
+    elites = [e.idea.Name for e in result.elites]
+    assert [entry["Name"] for entry in written[: len(elites)]] == elites
+    assert "seed_cosine" in elites
+    assert written[len(elites) :] == [before[0]], "the replaced seed, as it was"

@@ -858,7 +858,8 @@ class Evolve:
 
     def _write_out(self) -> None:
         """The elites in recommended order, then every other entry the file held that did
-        not come from the archive: the user's own ideas are never dropped. Atomic."""
+        not come from the archive: the user's own ideas are never dropped. One that was
+        written as an elite and no longer is goes back as the user wrote it. Atomic."""
         loaded = load_ideas(self.out, missing_ok=True)
         elites = self.archive.recommended()
         replaced = {
@@ -866,14 +867,19 @@ class Evolve:
             for e in self.archive.entries.values()
             if e.operator != "seed:file"
         } | {(e.idea.Title, e.idea.Experiment) for e in elites}
-        kept = [
-            entry
-            for entry in loaded.entries
-            if not (
-                isinstance(entry, dict)
-                and (entry.get("Title"), entry.get("Experiment")) in replaced
-            )
-        ]
+        as_seeded = {
+            (e.idea.Title, e.idea.Experiment): e.idea.to_entry()
+            for e in self.archive.entries.values()
+            if e.operator == "seed:file"
+        }
+        kept = []
+        for entry in loaded.entries:
+            if isinstance(entry, dict):
+                key = (entry.get("Title"), entry.get("Experiment"))
+                if key in replaced:
+                    continue
+                entry = as_seeded.get(key, entry)
+            kept.append(entry)
         taken = {entry.get("Name") for entry in kept if isinstance(entry, dict)}
         written = []
         for elite in elites:
