@@ -1008,14 +1008,14 @@ def test_report_grid_opens_in_chromium_and_a_click_shows_the_lineage(
 
 
 def test_evolving_into_the_templates_own_seed_file_keeps_every_seed_as_it_was(
-    server, store, template, tmp_path
+    server, template, tmp_path, capsys
 ):
     # The use: the elites written as the template's seed_ideas.json. The seeds share
     # a niche: seed_mixup is its elite (and written as one) until seed_cosine replaces it. It is
     # still the user's idea, so it stays in the file after the elites, as the user wrote it.
     out = template / "seed_ideas.json"
     before = json.loads(out.read_text())
-    breeder = Breeder(
+    server.responder = Breeder(
         IDEA_BANK,
         niche_of={
             "seed_mixup": "regularisation/component",
@@ -1023,12 +1023,18 @@ def test_evolving_into_the_templates_own_seed_file_keeps_every_seed_as_it_was(
         },
         quality={"seed_mixup": 6, "seed_cosine": 8},
     )
-    server.responder = breeder
-    result = evolve(store, template, out, max_calls=12).run()
+    arguments = ["evolve", "--topic", "regularization", "--template", str(template)]
+    arguments += ["--out", str(out), "--budget-calls", "12", "--provider", "openai"]
+    assert main([*arguments, "--model", "gpt-4o-mini", "--concurrency", "1"]) == 0
 
-    assert entries_by_name(store, result)["seed_mixup"].status == "replaced"
+    with Store.open(os.environ["IDEAGEN_HOME"]) as store:
+        run = evolve(store, template, out, max_calls=12)
+        entries = {e.idea.Name: e for e in store.archive_entries(run.key)}
+        elites = [e.idea.Name for e in run.archive.recommended()]
+    assert entries["seed_mixup"].status == "replaced" and "seed_cosine" in elites
     written = json.loads(out.read_text())
-    elites = [e.idea.Name for e in result.elites]
     assert [entry["Name"] for entry in written[: len(elites)]] == elites
-    assert "seed_cosine" in elites
     assert written[len(elites) :] == [before[0]], "the replaced seed, as it was"
+    printed = capsys.readouterr()
+    said = " ".join((printed.out + printed.err).split())
+    assert f"the elites of {len(elites)} of 18 niches, best first, then 1 other entry" in said

@@ -214,8 +214,9 @@ def _print_summary(
 ) -> None:
     totals = result.totals
     console.print(
-        f"{result.out}: the elites of {len(result.elites)} of {result.cells} niches, best first. "
-        f"Archive so far: {totals.judged} ideas judged, {totals.replaced} replacements; "
+        f"{result.out}: the elites of {len(result.elites)} of {result.cells} niches, best first"
+        + (f", then {_entries(result.kept)} it already held. " if result.kept else ". ")
+        + f"Archive so far: {totals.judged} ideas judged, {totals.replaced} replacements; "
         f"rejected before judging: {totals.duplicate} duplicates, {totals.infeasible} "
         f"infeasible, {totals.gate} refused by the gate."
     )
@@ -228,3 +229,7 @@ def _print_summary(
         console.print("stopped: the budget is spent; raise it and rerun to continue")
     if report:
         console.print(f"report: {report}")
+
+
+def _entries(count: int) -> str:
+    return f"{count} other entry" if count == 1 else f"{count} other entries"

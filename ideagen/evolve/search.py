@@ -136,6 +136,7 @@ class EvolveResult:
     session: SessionCounts
     spend: SpendSummary
     stopped: StopReason
+    kept: int = 0  # the out file's other entries, written after the elites
     error: str | None = None
 
     def to_json(self) -> dict:
@@ -146,6 +147,7 @@ class EvolveResult:
             "run_id": self.run_id,
             "niches_filled": len(self.elites),
             "niches": self.cells,
+            "other_entries_kept": self.kept,
             "elites": [
                 {"niche": e.niche, "score": e.score, "Name": e.idea.Name, "Title": e.idea.Title}
                 for e in self.elites
@@ -433,7 +435,7 @@ class Evolve:
             threading.Thread(target=_preload_embedding_model, daemon=True).start()
             error = self._work_concurrently()
         with state.lock:
-            self._write_out()
+            kept = self._write_out()
         return EvolveResult(
             out=self.out,
             topic=self.topic,
@@ -445,6 +447,7 @@ class Evolve:
             session=state.counts,
             spend=self.spend(),
             stopped=state.stopped or "budget",
+            kept=kept,
             error=error,
         )
 
@@ -856,10 +859,11 @@ class Evolve:
         with self._state.lock:
             return self._state.niche_locks.setdefault(niche, threading.Lock())
 
-    def _write_out(self) -> None:
+    def _write_out(self) -> int:
         """The elites in recommended order, then every other entry the file held that did
         not come from the archive: the user's own ideas are never dropped. One that was
-        written as an elite and no longer is goes back as the user wrote it. Atomic."""
+        written as an elite and no longer is goes back as the user wrote it. Atomic.
+        Returns how many of those other entries the file kept."""
         loaded = load_ideas(self.out, missing_ok=True)
         elites = self.archive.recommended()
         replaced = {
@@ -889,6 +893,7 @@ class Evolve:
             written.append(idea.model_copy(update={"Name": name}).to_entry())
         if written or loaded.entries:
             atomic_write_text(self.out, loaded.style.render(written + kept))
+        return len(kept)
 
 
 def _shown(idea: Idea, in_parts: bool) -> str:
