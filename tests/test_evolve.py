@@ -1038,7 +1038,10 @@ def test_evolving_into_the_templates_own_seed_file_keeps_every_seed_as_it_was(
     printed = capsys.readouterr()
     said = " ".join((printed.out + printed.err).split())
     assert f"the elites of {len(elites)} of 18 niches, best first, then 1 other entry" in said
-    # run again with the budget spent: nothing is bred, and the file is written the same
+    # The user edits the seed; run again with the budget spent: nothing is bred, and the file
+    # is written with the edit kept.
+    written[-1]["Interestingness"] = 2
+    out.write_text(json.dumps(written, indent=4))
     assert main([*arguments, "--model", "gpt-4o-mini", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["other_entries_kept"] == 1
     assert json.loads(out.read_text()) == written

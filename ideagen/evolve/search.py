@@ -861,9 +861,9 @@ class Evolve:
 
     def _write_out(self) -> int:
         """The elites in recommended order, then every other entry the file held that did
-        not come from the archive: the user's own ideas are never dropped. One that was
-        written as an elite and no longer is goes back as the user wrote it. Atomic.
-        Returns how many of those other entries the file kept."""
+        not come from the archive: the user's own ideas are never dropped. One written as an
+        elite (it has an `evolve` key) that no longer is goes back as the user wrote it; the
+        others stay as they are, edits included. Atomic. Returns how many the file kept."""
         loaded = load_ideas(self.out, missing_ok=True)
         elites = self.archive.recommended()
         replaced = {
@@ -882,7 +882,8 @@ class Evolve:
                 key = (entry.get("Title"), entry.get("Experiment"))
                 if key in replaced:
                     continue
-                entry = as_seeded.get(key, entry)
+                if "evolve" in entry:
+                    entry = as_seeded.get(key, entry)
             kept.append(entry)
         taken = {entry.get("Name") for entry in kept if isinstance(entry, dict)}
         written = []
