@@ -413,13 +413,17 @@ def test_auto_without_keys_chooses_the_local_model_and_says_so(store):
 @pytest.mark.slow
 def test_structured_idea_is_schema_valid_by_grammar_and_prefix_is_reused(store):
     model = get_model("local", store=store, run_id="qwen")
+    # Room for a sampled draft that runs its Experiment to the grammar's 500-character bound in
+    # short tokens: one in CI wrote a hex string and was cut at 400 tokens, 381 characters in.
+    room = 1000
     first = model.engine.generate(
         TEMPLATE,
         ASK,
         schema=engine.grammar_schema(IdeaDraft),
         temperature=0.8,
-        max_tokens=400,
+        max_tokens=room,
     )
+    assert not first.cut, first.text
     draft = IdeaDraft.model_validate_json(first.text)
     # The grammar holds a string to its length bounds (brainstorm's IdeaSketch relies on it):
     # unbounded, one sampled draft in CI had the Experiment "1".
@@ -429,7 +433,7 @@ def test_structured_idea_is_schema_valid_by_grammar_and_prefix_is_reused(store):
         ASK,
         schema=engine.grammar_schema(IdeaDraft),
         temperature=0.8,
-        max_tokens=400,
+        max_tokens=room,
     )
     IdeaDraft.model_validate_json(second.text)
     assert first.tokens_evaluated > 150 and second.tokens_evaluated <= 2
