@@ -156,6 +156,7 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         "infeasible": session.infeasible,
         "gate": session.gate,
         "invalid": session.invalid,
+        "cut by the budget": session.cut,
     }
     log = [
         f"  #{e.id:<3} {e.operator:14s} {'+'.join(map(str, e.parents)) or '-':7s} "

@@ -34,7 +34,7 @@ from ideagen.review.report import render_archive_report
 from ideagen.store import Store
 from ideagen.template_prompt import load_template
 from testkit.ideas import IDEA_BANK, idea_json, make_template
-from testkit.loopback import LoopbackServer, ReceivedRequest, Reply
+from testkit.loopback import Fault, LoopbackServer, ReceivedRequest, Reply
 from testkit.processes import default_ctrl_c
 from tests.chromium import needs_chromium, run_chromium
 
@@ -702,15 +702,42 @@ def test_the_budget_stops_the_run_and_counts_every_session(server, store, templa
     out = tmp_path / "elites.json"
     first = evolve(store, template, out, max_calls=15).run()
     assert first.stopped == "budget"
-    assert 15 <= first.spend.calls <= 15 + 2, "a repaired call may run past by its repairs"
+    assert 13 <= first.spend.calls <= 15, "no step of 3 calls fits after the 13th"
     calls = len(server.requests)
 
     again = evolve(store, template, out, max_calls=15).run()
     assert again.stopped == "budget" and len(server.requests) == calls, "nothing left to spend"
 
     more = evolve(store, template, out, max_calls=25).run()
-    assert 25 <= more.spend.calls <= 27 and more.spend.calls == len(server.requests)
+    assert 23 <= more.spend.calls <= 25 and more.spend.calls == len(server.requests)
     assert more.totals.judged > first.totals.judged
+
+
+def test_repairs_and_retries_are_counted_and_never_take_the_run_past_the_budget(
+    server, store, template, tmp_path
+):
+    # seeds: 2 x (niche + judge), the first judge call retried after a server error: 5 calls.
+    # A child is promised 3 (breed, niche, judge): 8 in all. Its judge's first reply is no
+    # score, and the repair would be a ninth call: the child is counted as cut instead.
+    breeder = Breeder(
+        IDEA_BANK,
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+        quality={"seed_mixup": 9, "seed_cosine": 9},
+    )
+    judge_replies = [Fault.server_error(), None, None, Reply("no score here")]
+
+    def responder(request: ReceivedRequest):
+        if request.purpose == "review.judge" and judge_replies:
+            return judge_replies.pop(0) or breeder(request)
+        return breeder(request)
+
+    server.responder = responder
+    result = evolve(store, template, tmp_path / "elites.json", max_calls=8).run()
+    assert result.stopped == "budget"
+    assert result.spend.calls == len(server.requests) == 8
+    assert result.spend.failed_calls == 1
+    assert result.session.bred == 1 and result.session.cut == 1
+    assert [e.operator for e in store.archive_entries(result.archive)] == ["seed:template"] * 2
 
 
 def test_no_child_is_bred_without_the_budget_to_judge_it(server, store, template, tmp_path):

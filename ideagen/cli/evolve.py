@@ -50,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument(
-        "--budget-calls", type=int, metavar="N", help="stop after N model calls in all"
+        "--budget-calls",
+        type=int,
+        metavar="N",
+        help="make at most N model calls in all, repairs and retries included",
     )
     budget.add_argument(
         "--max-cost", type=float, metavar="USD", help="stop once the archive has cost USD"
@@ -169,6 +172,8 @@ def _status_line(evolve: Evolve, working: dict[int, str]) -> Text:
     )
     if counts.repaired:
         line += f"; {counts.repaired} passed after a repair"
+    if counts.cut:
+        line += f"; {counts.cut} cut by the budget before its score"
     if working:
         line += "\n" + ", ".join(f"#{w} {what}" for w, what in sorted(working.items()))
     return Text(line)

@@ -15,9 +15,10 @@ instead (in a 24-call run of the local model, 4 calls went to two seeds the rubr
 already rated below the elite).
 
 The budget (model calls or dollars) covers every session of the archive, so a run that was
-interrupted continues where it stopped when started again with the same command. A step
-starts only with the calls to finish it reserved, so the budget never cuts a bred child off
-before its score.
+interrupted continues where it stopped when started again with the same command. Every
+attempt at a call counts, repairs and retries too, and none starts past the budget. A step
+starts only with the calls to finish it promised, so the budget cuts a bred child off before
+its score only when a repair inside the step has used up that promise.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from ideagen.evolve.niches import (
 )
 from ideagen.gate import Gate
 from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
-from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, T
+from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
 from ideagen.resources import prompt_text, render_prompt
 from ideagen.review.judge import Judge, run_tournament
 from ideagen.schema import Idea
@@ -122,6 +123,7 @@ class SessionCounts:
     gate: int = 0
     invalid: int = 0
     repaired: int = 0  # children that passed the checks after one repair call
+    cut: int = 0  # children bred but not judged: a repair used the call promised to the score
 
 
 @dataclass
@@ -163,12 +165,13 @@ class EvolveResult:
 class Budget:
     """The archive's spend limit, checked before every model call.
 
-    Counted from the store's call records of every session of the archive. A step reserves
-    the calls it needs to finish (breed, place, score) before it starts, so the budget never
-    stops a child between its breeding and its score; a step that does not fit is not
-    started. A structured call that needs a repair, or a retried one, records more than one
-    call, so a run can end a call or two past the limit; it never starts a call once the
-    limit is reached.
+    Counted from the store's call records of every session of the archive, and asked before
+    every attempt at a call, repairs and retries included, so a run never makes more calls
+    than --budget-calls. A step is promised the calls it needs to finish (breed, place,
+    score) before it starts, so the budget does not stop a child between its breeding and
+    its score; a step that does not fit is not started. Only a repair inside the step can
+    use up its promise: when the budget has no call left for the score, the child is counted
+    as cut and not judged.
     """
 
     def __init__(
@@ -205,7 +208,7 @@ class Budget:
         return not self.exhausted(self._in_flight + self._reserved + calls - 1)
 
     @contextmanager
-    def reserve(self, calls: int) -> Iterator[None]:
+    def promise(self, calls: int) -> Iterator[None]:
         """Promise this thread's next `calls` calls to one step, or raise BudgetSpent when
         they do not all fit; what the step does not use is given back when it ends."""
         with self._lock:
@@ -232,8 +235,10 @@ class Budget:
             self._held.calls += calls
             return True
 
-    @contextmanager
-    def call(self) -> Iterator[None]:
+    def reserve(self, estimate_usd: float) -> float:
+        """One attempt at a call starts (the model asks, as its CallBudget): from this
+        thread's promise when it holds one, else only if it fits after every call in flight
+        or promised."""
         with self._lock:
             if self.stop.is_set():
                 raise _Stopped
@@ -245,30 +250,11 @@ class Budget:
             elif self.exhausted(self._in_flight + self._reserved):
                 raise BudgetSpent
             self._in_flight += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+        return estimate_usd
 
-
-class BudgetedModel(LanguageModel):
-    """A model that refuses to start a call once the budget is spent."""
-
-    def __init__(self, inner: LanguageModel, budget: Budget):
-        self.inner = inner
-        self.budget = budget
-        self.provider = inner.provider
-        self.model = inner.model
-        self.weak = inner.weak
-
-    def complete(self, messages: list[Message], **options) -> Reply:
-        with self.budget.call():
-            return self.inner.complete(messages, **options)
-
-    def structured(self, messages: list[Message], schema: type[T], **options) -> T:
-        with self.budget.call():
-            return self.inner.structured(messages, schema, **options)
+    def release(self, reservation: float) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
 
 @dataclass(frozen=True)
@@ -475,12 +461,12 @@ class Evolve:
         return None
 
     def _work(self, worker: int) -> None:
-        budgeted = BudgetedModel(self.model.for_run(f"{self.run_id}/{worker}"), self.budget)
+        budgeted = self.model.for_run(f"{self.run_id}/{worker}").with_budget(self.budget)
         judge = Judge(budgeted, self.template.task_description)
         while not self._state.stop.is_set():
             task = self._next_task()
             try:
-                with self.budget.reserve(self._calls_to_finish(task)):
+                with self.budget.promise(self._calls_to_finish(task)):
                     self._run_task(task, budgeted, judge, worker)
             except BudgetSpent:
                 # The other workers finish the steps they hold calls for, then stop here too.
@@ -603,6 +589,13 @@ class Evolve:
             return
         try:
             self._judge_and_place(idea, task, model, judge, worker, technique)
+        except BudgetSpent:
+            if task.seed is None:
+                with self._state.lock:
+                    self._state.counts.cut += 1
+                detail = f"cut by the budget before its score: {idea.Name}"
+                self.report(EvolveEvent(worker, "rejected", operator, detail=detail))
+            raise
         finally:
             with self._state.lock:
                 self._state.pending.pop(id(idea), None)

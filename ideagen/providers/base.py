@@ -8,7 +8,7 @@ pydantic type. Usage of every call is recorded in the store by the provider.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -49,6 +49,17 @@ class InvalidReply(ModelError):
     """
 
 
+class CallBudget(Protocol):
+    """What a model asks before each attempt at a call, every repair and retry included."""
+
+    def reserve(self, estimate_usd: float) -> float:
+        """Hold room for one attempt that may cost up to `estimate_usd`, or raise to refuse
+        it; the returned reservation is given back through `release`."""
+        ...
+
+    def release(self, reservation: float) -> None: ...
+
+
 class LanguageModel(ABC):
     provider: str
     model: str
@@ -58,6 +69,11 @@ class LanguageModel(ABC):
         """This model recording its calls under `run_id` (a run's slot or worker); a model that
         records nothing is itself."""
         return self
+
+    @abstractmethod
+    def with_budget(self, budget: CallBudget) -> LanguageModel:
+        """This model asking `budget` before every attempt at a call, each repair and retry
+        included, in place of any budget it had."""
 
     @abstractmethod
     def complete(

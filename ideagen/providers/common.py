@@ -22,8 +22,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ideagen.providers import pricing
-from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError, Reply, Usage
-from ideagen.providers.budget import Budget, Estimate
+from ideagen.providers.base import (
+    CallBudget,
+    InvalidReply,
+    LanguageModel,
+    Message,
+    ModelError,
+    Reply,
+    Usage,
+)
+from ideagen.providers.budget import Estimate
 from ideagen.resources import render_prompt
 from ideagen.retry import (  # noqa: F401  (providers import them from here)
     LONG_WAIT_S,
@@ -157,7 +165,7 @@ class RecordedModel(LanguageModel):
         run_id: str | None = None,
         no_cache: bool = False,
         retry: RetryPolicy | None = None,
-        budget: Budget | None = None,
+        budget: CallBudget | None = None,
     ):
         self.model = model
         self.budget = budget
@@ -185,6 +193,11 @@ class RecordedModel(LanguageModel):
         """A copy sharing client, store and budget, whose calls are recorded under `run_id`."""
         model = copy.copy(self)
         model.run_id = run_id
+        return model
+
+    def with_budget(self, budget: CallBudget) -> RecordedModel:
+        model = copy.copy(self)
+        model.budget = budget
         return model
 
     def complete(
@@ -287,20 +300,17 @@ class RecordedModel(LanguageModel):
     def _call(self, request: Request, purpose: str | None) -> Reply:
         """One request with retries; every attempt is recorded, failed ones too."""
         self._refuse_oversized(request)
-        reservation = self.budget.reserve(self._estimate_usd(request)) if self.budget else None
+        estimate = self._estimate_usd(request)
 
         def attempt(timeout: float) -> Reply:
-            started = time.monotonic()
+            # Each attempt passes the budget, so neither retries nor repairs can run past it.
+            reservation = self.budget.reserve(estimate) if self.budget else None
             try:
-                reply = self._send(request, timeout)
-            except (RetryableError, CallFailed) as error:
-                self.record(error.status, Usage(), time.monotonic() - started, purpose)
-                raise
-            usage = reply.usage.model_copy(
-                update={"cost_usd": pricing.cost_usd(reply.usage, self.price)}
-            )
-            self.record("ok", usage, time.monotonic() - started, purpose)
-            return reply.model_copy(update={"usage": usage})
+                return self._attempt(request, timeout, purpose)
+            finally:
+                # Given back once the attempt is recorded: the spend counts it from then on.
+                if self.budget is not None and reservation is not None:
+                    self.budget.release(reservation)
 
         def on_wait(error: RetryableError, number: int, delay: float) -> None:
             level = logging.WARNING if delay >= LONG_WAIT_S else logging.INFO
@@ -322,9 +332,20 @@ class RecordedModel(LanguageModel):
                 f"{self.provider} {self.model}: {exhausted.error.reason}; gave up after "
                 f"{exhausted.attempts} attempts in {exhausted.elapsed_s:.0f} s; try again later"
             ) from None
-        finally:
-            if self.budget is not None and reservation is not None:
-                self.budget.release(reservation)
+
+    def _attempt(self, request: Request, timeout: float, purpose: str | None) -> Reply:
+        """One attempt, recorded whether it succeeds or fails."""
+        started = time.monotonic()
+        try:
+            reply = self._send(request, timeout)
+        except (RetryableError, CallFailed) as error:
+            self.record(error.status, Usage(), time.monotonic() - started, purpose)
+            raise
+        usage = reply.usage.model_copy(
+            update={"cost_usd": pricing.cost_usd(reply.usage, self.price)}
+        )
+        self.record("ok", usage, time.monotonic() - started, purpose)
+        return reply.model_copy(update={"usage": usage})
 
     def _estimate_usd(self, request: Request) -> float:
         """The most a call can cost: every input character counted as a token (no tokenizer
