@@ -78,13 +78,13 @@ class Breeder:
     """The scripted model. `children`: (name, title, experiment) handed out in order to
     breeding prompts; `niche_of`: a niche per idea name (default: the niche a fill or move
     prompt asked for, else the first parent's, else data/tweak); `quality`: 1-10 per name
-    (default 5); `position_bias`: the pairwise judge always answers A."""
+    (default 5), or its three ratings; `position_bias`: the pairwise judge always answers A."""
 
     def __init__(
         self,
         children: list[tuple[str, str, str]],
         niche_of: dict[str, str] | None = None,
-        quality: dict[str, int] | None = None,
+        quality: dict[str, int | tuple[int, int, int]] | None = None,
         position_bias: bool = False,
     ):
         self.children = list(children)
@@ -95,8 +95,12 @@ class Breeder:
         self.bred: list[dict] = []  # operator, shown (parent names), child, asked niche
         self.seen: dict[str, list[ReceivedRequest]] = {}
 
+    def ratings(self, name: str) -> tuple[int, int, int]:
+        value = self.quality.get(name, 5)
+        return value if isinstance(value, tuple) else (value, value, value)
+
     def q(self, name: str) -> int:
-        return self.quality.get(name, 5)
+        return sum(self.ratings(name))
 
     def __call__(self, request: ReceivedRequest) -> Reply:
         user = request.last_user_text
@@ -134,14 +138,14 @@ class Breeder:
         return {"reason": "scripted placement", "changes": row, "reach": column}
 
     def _judge(self, name: str) -> dict:
-        score = self.q(name)
+        interestingness, feasibility, novelty = self.ratings(name)
         return {
             "interestingness_rationale": f"interest of {name}",
-            "Interestingness": score,
+            "Interestingness": interestingness,
             "feasibility_rationale": "fits",
-            "Feasibility": score,
+            "Feasibility": feasibility,
             "novelty_rationale": "some",
-            "Novelty": score,
+            "Novelty": novelty,
         }
 
 
@@ -232,12 +236,13 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
 
 def test_a_split_pairwise_verdict_goes_to_the_rubric_score(server, store, template, tmp_path):
     # A judge that always prefers the idea shown first splits every challenge 1-1, so the
-    # rubric decides: the better-scored challenger wins, an equal one does not.
+    # rubric decides: the better-scored challenger wins, an equal one does not. The equal
+    # one's mean, 26/3, is stored rounded; it is still equal, not "rated below" the elite.
     breeder = Breeder(
         [child("equal", 5), child("high", 6)],
         niche_of={n: "regularisation/component" for n in ("seed_mixup", "equal", "high")}
         | {"seed_cosine": "optimisation/tweak"},
-        quality={"equal": 5, "high": 9},
+        quality={"seed_mixup": (9, 9, 8), "equal": (8, 9, 9), "high": 9},
         position_bias=True,
     )
     server.responder = breeder
@@ -807,7 +812,7 @@ def test_elites_are_written_best_first_after_the_users_own_entries_are_kept(
     assert written[-1] == own[1], "an invalid entry of the user's is kept as it was"
     assert "users_own_idea" in names
     first = written[0]
-    assert first["Interestingness"] == breeder.q(first["Name"]), "the judge's ratings"
+    assert first["Interestingness"] == breeder.ratings(first["Name"])[0], "the judge's ratings"
     assert "original_ratings" in first
     assert {problem.index for problem in load_ideas(out).errors} == {len(written) - 1}
 

@@ -616,12 +616,14 @@ class Evolve:
             self._record_rejection(idea, task, operator, rejection, worker)
             return
         score = judge.score(idea)
+        # Compared as stored: an unrounded 26/3 is below the stored 8.667 of an equal elite.
+        mean = round(score.mean, 3)
         lock = self._niche_lock(placement.niche)
         with lock:
             incumbent = self.archive.elite_in(placement.niche)
             wins, reason = True, "the niche was empty"
             if incumbent is not None:
-                wins, reason = self._challenge(judge, incumbent, idea, score.mean)
+                wins, reason = self._challenge(judge, incumbent, idea, mean)
             entry = ArchiveEntry(
                 archive=self.key,
                 idea=idea,
@@ -629,7 +631,7 @@ class Evolve:
                 status=ELITE if wins else LOST,
                 parents=tuple(p.id for p in task.parents),
                 niche=placement.niche,
-                score=round(score.mean, 3),
+                score=mean,
                 judge=score.model_dump_json(),
                 reason=f"{reason}; placed by {placement.source}: {placement.reason}",
                 idea_id=self._idea_id(idea, task) if wins else None,

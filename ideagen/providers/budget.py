@@ -1,9 +1,9 @@
 """--max-cost: a hard ceiling on what one run may spend on model calls.
 
-Before each call the most it can cost (every input token at full price, plus max_tokens of
-output) is reserved; a call whose reservation would take the run's recorded spend plus the
-reservations of calls still in flight past the ceiling is not sent. Parallel callers
-therefore cannot overshoot together.
+Before each attempt at a call (a retry or a repair is one too) the most it can cost (every
+input token at full price, plus max_tokens of output) is reserved; an attempt whose
+reservation would take the run's recorded spend plus the reservations of attempts still in
+flight past the ceiling is not sent. Parallel callers therefore cannot overshoot together.
 """
 
 from __future__ import annotations
