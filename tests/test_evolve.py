@@ -77,8 +77,9 @@ def asked_niche(prompt: str) -> str | None:
 class Breeder:
     """The scripted model. `children`: (name, title, experiment) handed out in order to
     breeding prompts; `niche_of`: a niche per idea name (default: the niche a fill or move
-    prompt asked for, else the first parent's, else data/tweak); `quality`: 1-10 per name
-    (default 5), or its three ratings; `position_bias`: the pairwise judge always answers A."""
+    prompt asked for, else the first parent's, else data/tweak); `also_of`: the second row the
+    placement names per idea name (default none); `quality`: 1-10 per name (default 5), or its
+    three ratings; `position_bias`: the pairwise judge always answers A."""
 
     def __init__(
         self,
@@ -86,9 +87,11 @@ class Breeder:
         niche_of: dict[str, str] | None = None,
         quality: dict[str, int | tuple[int, int, int]] | None = None,
         position_bias: bool = False,
+        also_of: dict[str, str] | None = None,
     ):
         self.children = list(children)
         self.niche_of = dict(niche_of or {})
+        self.also_of = dict(also_of or {})
         self.quality = dict(quality or {})
         self.position_bias = position_bias
         self.lock = threading.Lock()
@@ -135,7 +138,13 @@ class Breeder:
 
     def _niche(self, name: str) -> dict:
         row, column = self.niche_of.setdefault(name, "data/tweak").split("/")
-        return {"reason": "scripted placement", "changes": row, "reach": column}
+        also = self.also_of.get(name, "none")
+        return {
+            "reason": "scripted placement",
+            "changes": row,
+            "reach": column,
+            "also_changes": also,
+        }
 
     def _judge(self, name: str) -> dict:
         interestingness, feasibility, novelty = self.ratings(name)
@@ -250,6 +259,69 @@ def test_a_split_pairwise_verdict_goes_to_the_rubric_score(server, store, templa
     by_name = entries_by_name(store, result)
     assert by_name["equal"].status == "lost" and "split 1-1" in by_name["equal"].reason
     assert by_name["high"].status == "elite" and "split 1-1" in by_name["high"].reason
+
+
+def test_an_idea_that_loses_its_niche_challenges_the_second_row_its_placement_names(
+    server, store, template, tmp_path
+):
+    # A search over the learning rate changes optimisation too: losing the search niche to a
+    # better search idea, it may still be the best optimisation idea. Each loser tries the
+    # niche of its second row at the same reach, on the same terms as any challenger.
+    search = "search/component"
+    breeder = Breeder(
+        [
+            child("strong_search", 9),
+            child("lr_search", 4),
+            child("mixup_search", 5),
+            child("weak_search", 6),
+        ],
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"}
+        | {name: search for name in ("strong_search", "lr_search", "mixup_search", "weak_search")},
+        also_of={"lr_search": "optimisation"}
+        | {name: "regularisation" for name in ("mixup_search", "weak_search")},
+        quality={"strong_search": 9, "lr_search": 7, "mixup_search": 6, "weak_search": 4},
+    )
+    server.responder = breeder
+    # seeds: 2 x (niche + judge); each child: breed, niche, judge; mixup_search's challenge of
+    # seed_mixup: 2 pairwise. 18 calls.
+    result = evolve(store, template, tmp_path / "o.json", max_calls=18, operators=("mechanism",))
+    result = result.run()
+
+    by_name = entries_by_name(store, result)
+    assert by_name["strong_search"].niche == search
+    lr = by_name["lr_search"]
+    assert (lr.status, lr.niche) == ("elite", "optimisation/component")
+    assert lr.reason.startswith(f"in {search}: rated below the elite")
+    assert "then in optimisation/component: the niche was empty" in lr.reason
+    mixup = by_name["mixup_search"]
+    assert (mixup.status, mixup.niche) == ("elite", "regularisation/component")
+    assert "won 2-0 against seed_mixup" in mixup.reason
+    assert by_name["seed_mixup"].replaced_by == mixup.id
+    weak = by_name["weak_search"]
+    assert (weak.status, weak.niche) == ("lost", search), "a loser stays where it was placed"
+    assert "then in regularisation/component: rated below the elite" in weak.reason
+    assert len(breeder.seen["pairwise"]) == 2
+    assert result.session.entered == 4 and result.session.replaced == 1
+    assert result.session.lost == 1
+    again = evolve(store, template, tmp_path / "other.json", max_calls=1)
+    cached = again.placer.place(lr.idea, again.model)
+    assert (cached.source, cached.also) == ("cache", "optimisation/component")
+
+
+def test_a_sharpened_child_challenges_only_its_parents_niche(server, store, template, tmp_path):
+    breeder = Breeder(
+        [child("sharper", 5)],
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"},
+        also_of={"sharper": "architecture"},
+        quality={"sharper": 3},
+    )
+    server.responder = breeder
+    result = evolve(store, template, tmp_path / "o.json", max_calls=7, operators=("sharpen",))
+    result = result.run()
+
+    sharper = entries_by_name(store, result)["sharper"]
+    assert sharper.status == "lost" and "then in" not in sharper.reason
+    assert not any(e.niche.startswith("architecture/") for e in result.elites)
 
 
 def test_a_challenger_cut_off_by_the_budget_is_decided_by_its_rubric_score(
@@ -905,13 +977,16 @@ def test_a_custom_niche_file_replaces_the_grid(server, store, template, tmp_path
     def place(request: ReceivedRequest) -> Reply:
         if request.purpose == "evolve.niche":
             assert '"part": Which part?' in request.system_text
-            return Reply(json.dumps({"reason": "r", "part": "training", "risk": "bold"}))
+            answer = {"reason": "r", "part": "training", "risk": "bold", "also_part": "none"}
+            return Reply(json.dumps(answer))
         return breeder(request)
 
     breeder = Breeder(IDEA_BANK)
     server.responder = place
     result = evolve(store, template, tmp_path / "o.json", max_calls=4, niches=niches).run()
-    assert {e.niche for e in result.elites} == {"training/bold"}
+    elites = result.elites
+    assert {e.niche for e in elites} == {"training/bold"}
+    assert all("placed by model" in e.reason for e in elites)
 
 
 @pytest.mark.parametrize(
@@ -921,6 +996,7 @@ def test_a_custom_niche_file_replaces_the_grid(server, store, template, tmp_path
         (lambda s: s["columns"]["bins"][1].update(key="Bad Key"), "columns.bins.1.key"),
         (lambda s: s["columns"]["bins"][1].update(key="tweak"), "repeated: tweak"),
         (lambda s: s.pop("columns"), "columns: Field required"),
+        (lambda s: s["rows"]["bins"][1].update(key="none"), '"none" cannot be the key of a row'),
         (
             lambda s: s["rows"]["bins"][1].update(examples=["dropout", " "]),
             "rows.bins.1.examples.1",

@@ -4,10 +4,10 @@ A niche is a (row, column) pair over two axes; by default what the idea changes 
 experiment.py (six bins) by how far it goes from the baseline (three bins). A niche file
 (JSON, same shape as prompts/evolve_niches.txt) replaces them for other templates.
 
-The model places an idea with a written rubric (the bins' descriptions); its answer is kept
-in the store so an idea is placed once. Without a usable answer, or when asked to, the idea
-goes to the bins whose descriptions are nearest in MiniLM embedding space.
-"""
+The model places an idea with a written rubric (the bins' descriptions), and may name a
+second row the idea changes as much; its answer is kept in the store so an idea is placed
+once. Without a usable answer, or when asked to, the idea goes to the bins whose
+descriptions are nearest in MiniLM embedding space."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from ideagen.store import Store
 DescriptorMode = Literal["model", "embedding"]
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 JUDGMENT_KIND = "evolve.niche"
+NO_SECOND_ROW = "none"
 TechniqueName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)
 ]
@@ -94,7 +95,15 @@ class NicheSpec(BaseModel):
             raise ValueError("the two axes need different names")
         if "reason" in (self.rows.name, self.columns.name):
             raise ValueError('"reason" cannot name an axis')
+        if self.columns.name == self.also_name():
+            raise ValueError(f'"{self.also_name()}" cannot name the columns')
+        if NO_SECOND_ROW in self.rows.keys():
+            raise ValueError(f'"{NO_SECOND_ROW}" cannot be the key of a row')
         return self
+
+    def also_name(self) -> str:
+        """The field of the model's placement that names a second row."""
+        return f"also_{self.rows.name}"
 
     def cells(self) -> list[str]:
         return [cell(r, c) for r in self.rows.keys() for c in self.columns.keys()]
@@ -153,6 +162,9 @@ class Placement:
     niche: str
     source: Literal["model", "embedding", "cache"]
     reason: str = ""
+    # A second niche the idea belongs to as much, in another row at the same column; only
+    # the model names one. An idea that loses its niche may still be the elite of this one.
+    also: str | None = None
 
 
 class NichePlacer:
@@ -175,7 +187,13 @@ class NichePlacer:
         model_id = f"{model.provider}:{model.model}"
         known = self.store.get_judgment(JUDGMENT_KIND, key, model_id)
         if known is not None and known.get("niche") in self.spec.cells():
-            return Placement(known["niche"], "cache", known.get("reason", ""))
+            also = known.get("also")
+            return Placement(
+                known["niche"],
+                "cache",
+                known.get("reason", ""),
+                also if also in self.spec.cells() else None,
+            )
         try:
             answer = model.structured(
                 [Message(role="user", content=f"The idea to place:\n{idea_for_judge(idea)}")],
@@ -188,11 +206,14 @@ class NichePlacer:
         except InvalidReply as exc:
             fallback = self.nearest(idea)
             return Placement(fallback.niche, "embedding", f"model answer unusable: {exc}")
-        niche = cell(getattr(answer, self.spec.rows.name), getattr(answer, self.spec.columns.name))
+        row, column = getattr(answer, self.spec.rows.name), getattr(answer, self.spec.columns.name)
+        also_row = getattr(answer, self.spec.also_name())
+        niche = cell(row, column)
+        also = cell(also_row, column) if also_row not in (NO_SECOND_ROW, row) else None
         self.store.put_judgment(
-            JUDGMENT_KIND, key, model_id, {"niche": niche, "reason": answer.reason}
+            JUDGMENT_KIND, key, model_id, {"niche": niche, "reason": answer.reason, "also": also}
         )
-        return Placement(niche, "model", answer.reason)
+        return Placement(niche, "model", answer.reason, also)
 
     def rubric(self) -> str:
         def listing(axis: Axis) -> str:
@@ -203,6 +224,8 @@ class NichePlacer:
             row_name=self.spec.rows.name,
             row_question=self.spec.rows.question,
             row_bins=listing(self.spec.rows),
+            also_name=self.spec.also_name(),
+            no_second_row=NO_SECOND_ROW,
             column_name=self.spec.columns.name,
             column_question=self.spec.columns.question,
             column_bins=listing(self.spec.columns),
@@ -249,12 +272,19 @@ def names_technique(text: str, technique: str) -> bool:
 
 
 def _answer_type(spec: NicheSpec) -> type[BaseModel]:
-    """The model's answer: its reason first, then one bin key per axis (enforced by schema)."""
+    """The model's answer: its reason first, then one bin key per axis, then the row it also
+    belongs to or "none" (enforced by schema)."""
     return create_model(
         "NichePlacement",
         reason=(str, Field(min_length=1, description="one sentence: what the idea changes")),
         **{
             axis.name: (Literal[tuple(axis.keys())], Field(description=axis.question))
             for axis in (spec.rows, spec.columns)
+        },
+        **{
+            spec.also_name(): (
+                Literal[(*spec.rows.keys(), NO_SECOND_ROW)],
+                Field(description="another row the idea changes as much, or none"),
+            )
         },
     )

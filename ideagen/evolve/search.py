@@ -5,14 +5,16 @@ first; then each step breeds one child from the elites: a mutation (sharpen it, 
 mechanism, change what it measures, move it to an empty niche) or a crossover of two elites,
 or, while the grid is nearly empty, a fresh idea for an empty niche. Every child passes the
 same checks as `brainstorm` (a valid idea, the feasibility lint, no duplicate of an idea the
-archive has judged) and is then placed in a niche and scored by the review judge. In an empty
-niche it becomes the elite. In a filled one a child the rubric rates below the incumbent loses
-at once; otherwise the two meet in the pairwise comparison, asked in both orders, and the
-child replaces the incumbent only when it wins (a split verdict goes to the rubric score, and
-a tie keeps the incumbent). Both judgments must favour the child: the pairwise question costs
-two calls, and with the rubric already against the child those calls breed more children
-instead (in a 24-call run of the local model, 4 calls went to two seeds the rubric had
-already rated below the elite).
+archive has judged) and is then placed in a niche and scored by the review judge. In an
+empty niche it becomes the elite. In a filled one a child the rubric rates below the
+incumbent loses at once; otherwise the two meet in the pairwise comparison, asked in both
+orders, and the child replaces the incumbent only when it wins (a split verdict goes to the
+rubric score, and a tie keeps the incumbent). An idea the model places in two rows (a search
+over the learning rate changes optimisation too) that loses its niche challenges the elite
+of its second row, at the same column, on the same terms. Both judgments must favour the
+child: the pairwise question costs two calls, and with the rubric already against the child
+those calls breed more children instead (in a 24-call run of the local model, 4 calls went
+to two seeds the rubric had already rated below the elite).
 
 The budget (model calls or dollars) covers every session of the archive, so a run that was
 interrupted continues where it stopped when started again with the same command. Every
@@ -618,38 +620,53 @@ class Evolve:
         score = judge.score(idea)
         # Compared as stored: an unrounded 26/3 is below the stored 8.667 of an equal elite.
         mean = round(score.mean, 3)
-        lock = self._niche_lock(placement.niche)
-        with lock:
-            incumbent = self.archive.elite_in(placement.niche)
-            wins, reason = True, "the niche was empty"
-            if incumbent is not None:
-                wins, reason = self._challenge(judge, incumbent, idea, mean)
-            entry = ArchiveEntry(
-                archive=self.key,
-                idea=idea,
-                operator=operator,
-                status=ELITE if wins else LOST,
-                parents=tuple(p.id for p in task.parents),
-                niche=placement.niche,
-                score=mean,
-                judge=score.model_dump_json(),
-                reason=f"{reason}; placed by {placement.source}: {placement.reason}",
-                idea_id=self._idea_id(idea, task) if wins else None,
-                run_id=self.run_id,
-            )
-            with self._state.lock:
-                self.archive.add(entry, replaces=incumbent.id if wins and incumbent else None)
-                counts = self._state.counts
-                if not wins:
-                    counts.lost += 1
-                elif incumbent is None:
-                    counts.entered += 1
-                else:
-                    counts.replaced += 1
-                if wins:
-                    self._write_out()
-        kind = "lost" if not wins else "entered" if incumbent is None else "replaced"
-        self.report(EvolveEvent(worker, kind, operator, placement.niche, idea.Name))
+        niches = [placement.niche]
+        if placement.also is not None and task.operator != "sharpen":
+            niches.append(placement.also)  # a sharpened child only challenges its parent
+        verdicts = []
+        for niche in niches:
+            with self._niche_lock(niche):
+                incumbent = self.archive.elite_in(niche)
+                wins, reason = True, "the niche was empty"
+                if incumbent is not None:
+                    wins, reason = self._challenge(judge, incumbent, idea, mean)
+                verdicts.append(reason if len(niches) == 1 else f"in {niche}: {reason}")
+                if wins or niche == niches[-1]:
+                    held = incumbent if wins else None
+                    entry = ArchiveEntry(
+                        archive=self.key,
+                        idea=idea,
+                        operator=operator,
+                        status=ELITE if wins else LOST,
+                        parents=tuple(p.id for p in task.parents),
+                        niche=niche if wins else placement.niche,
+                        score=mean,
+                        judge=score.model_dump_json(),
+                        reason=(
+                            f"{'; then '.join(verdicts)}; "
+                            f"placed by {placement.source}: {placement.reason}"
+                        ),
+                        idea_id=self._idea_id(idea, task) if wins else None,
+                        run_id=self.run_id,
+                    )
+                    self._record_judged(entry, held)
+                    break
+        kind = "lost" if not wins else "entered" if held is None else "replaced"
+        self.report(EvolveEvent(worker, kind, operator, entry.niche, idea.Name))
+
+    def _record_judged(self, entry: ArchiveEntry, replaces: ArchiveEntry | None) -> None:
+        """Called with the lock of the niche an elite enters held."""
+        with self._state.lock:
+            self.archive.add(entry, replaces=replaces.id if replaces else None)
+            counts = self._state.counts
+            if entry.status == LOST:
+                counts.lost += 1
+            elif replaces is None:
+                counts.entered += 1
+            else:
+                counts.replaced += 1
+            if entry.status == ELITE:
+                self._write_out()
 
     def _place(self, idea: Idea, model: LanguageModel, technique: Technique | None) -> Placement:
         """A child whose title names the technique it was built on goes to that technique's
