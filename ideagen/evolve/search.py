@@ -11,7 +11,8 @@ incumbent loses at once; otherwise the two meet in the pairwise comparison, aske
 orders, and the child replaces the incumbent only when it wins (a split verdict goes to the
 rubric score, and a tie keeps the incumbent). An idea the model places in two rows (a search
 over the learning rate changes optimisation too) that loses its niche challenges the elite
-of its second row, at the same column, on the same terms. Both judgments must favour the
+of its second row, at the same column, on the same terms; placed by embeddings in a row over
+the others, it is asked which part it works on. Both judgments must favour the
 child: the pairwise question costs two calls, and with the rubric already against the child
 those calls breed more children instead (in a 24-call run of the local model, 4 calls went
 to two seeds the rubric had already rated below the elite).
@@ -68,7 +69,7 @@ from ideagen.gate import Gate
 from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
 from ideagen.resources import prompt_text, render_prompt
-from ideagen.review.judge import Judge, run_tournament
+from ideagen.review.judge import Judge, JudgeScore, run_tournament
 from ideagen.schema import Idea
 from ideagen.store import ArchiveEntry, SpendSummary, Store
 from ideagen.template_prompt import TemplateContext, summarize_ideas
@@ -620,52 +621,79 @@ class Evolve:
         score = judge.score(idea)
         # Compared as stored: an unrounded 26/3 is below the stored 8.667 of an equal elite.
         mean = round(score.mean, 3)
-        niches = [placement.niche]
-        if placement.also is not None and task.operator != "sharpen":
-            niches.append(placement.also)  # a sharpened child only challenges its parent
-        verdicts = []
-        for niche in niches:
+        niche, verdicts = placement.niche, []
+        while True:
             with self._niche_lock(niche):
                 incumbent = self.archive.elite_in(niche)
                 wins, reason = True, "the niche was empty"
                 if incumbent is not None:
                     wins, reason = self._challenge(judge, incumbent, idea, mean)
-                verdicts.append(reason if len(niches) == 1 else f"in {niche}: {reason}")
-                if wins or niche == niches[-1]:
-                    held = incumbent if wins else None
-                    entry = ArchiveEntry(
-                        archive=self.key,
-                        idea=idea,
-                        operator=operator,
-                        status=ELITE if wins else LOST,
-                        parents=tuple(p.id for p in task.parents),
-                        niche=niche if wins else placement.niche,
-                        score=mean,
-                        judge=score.model_dump_json(),
-                        reason=(
-                            f"{'; then '.join(verdicts)}; "
-                            f"placed by {placement.source}: {placement.reason}"
-                        ),
-                        idea_id=self._idea_id(idea, task) if wins else None,
-                        run_id=self.run_id,
-                    )
-                    self._record_judged(entry, held)
+                verdicts.append((niche, reason))
+                if wins:
+                    self._record_judged(idea, task, score, placement, verdicts, niche, incumbent)
                     break
-        kind = "lost" if not wins else "entered" if held is None else "replaced"
-        self.report(EvolveEvent(worker, kind, operator, entry.niche, idea.Name))
+            second = None if len(verdicts) > 1 else self._second_niche(idea, placement, task, model)
+            if second is None:
+                self._record_judged(idea, task, score, placement, verdicts, None, None)
+                break
+            niche = second
+        kind = "lost" if not wins else "entered" if incumbent is None else "replaced"
+        self.report(
+            EvolveEvent(worker, kind, operator, niche if wins else placement.niche, idea.Name)
+        )
 
-    def _record_judged(self, entry: ArchiveEntry, replaces: ArchiveEntry | None) -> None:
-        """Called with the lock of the niche an elite enters held."""
+    def _second_niche(
+        self, idea: Idea, placement: Placement, task: Task, model: LanguageModel
+    ) -> str | None:
+        """The niche an idea that lost its own may challenge next; a sharpened child only
+        ever challenges its parent, and without the budget for the question there is none."""
+        if task.operator == "sharpen":
+            return None
+        try:
+            return self.placer.second_niche(idea, placement, model)
+        except (BudgetSpent, _Stopped):
+            return None
+
+    def _record_judged(
+        self,
+        idea: Idea,
+        task: Task,
+        score: JudgeScore,
+        placement: Placement,
+        verdicts: list[tuple[str, str]],
+        entered: str | None,
+        replaces: ArchiveEntry | None,
+    ) -> None:
+        """A judged idea: the elite of the niche it `entered` (called with that niche's lock
+        held), or lost in the niche it was placed in. `verdicts`: each niche it challenged,
+        with how that went."""
+        if len(verdicts) == 1:
+            outcome = verdicts[0][1]
+        else:
+            outcome = "; then ".join(f"in {niche}: {reason}" for niche, reason in verdicts)
+        entry = ArchiveEntry(
+            archive=self.key,
+            idea=idea,
+            operator=task.label,
+            status=ELITE if entered else LOST,
+            parents=tuple(p.id for p in task.parents),
+            niche=entered or placement.niche,
+            score=round(score.mean, 3),
+            judge=score.model_dump_json(),
+            reason=f"{outcome}; placed by {placement.source}: {placement.reason}",
+            idea_id=self._idea_id(idea, task) if entered else None,
+            run_id=self.run_id,
+        )
         with self._state.lock:
             self.archive.add(entry, replaces=replaces.id if replaces else None)
             counts = self._state.counts
-            if entry.status == LOST:
+            if not entered:
                 counts.lost += 1
             elif replaces is None:
                 counts.entered += 1
             else:
                 counts.replaced += 1
-            if entry.status == ELITE:
+            if entered:
                 self._write_out()
 
     def _place(self, idea: Idea, model: LanguageModel, technique: Technique | None) -> Placement:
