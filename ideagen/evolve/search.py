@@ -627,7 +627,8 @@ class Evolve:
                 incumbent = self.archive.elite_in(niche)
                 wins, reason = True, "the niche was empty"
                 if incumbent is not None:
-                    wins, reason = self._challenge(judge, incumbent, idea, mean)
+                    guest = niche != placement.niche
+                    wins, reason = self._challenge(judge, incumbent, idea, mean, guest)
                 verdicts.append((niche, reason))
                 if wins:
                     self._record_judged(idea, task, score, placement, verdicts, niche, incumbent)
@@ -854,17 +855,22 @@ class Evolve:
         return None
 
     def _challenge(
-        self, judge: Judge, incumbent: ArchiveEntry, challenger: Idea, score: float
+        self, judge: Judge, incumbent: ArchiveEntry, challenger: Idea, score: float, guest: bool
     ) -> tuple[bool, str]:
-        """A challenger the rubric rates below the incumbent loses without another call.
-        Otherwise both orders of the pairwise question decide; a split, or a comparison cut
-        short by the budget or by Ctrl-C, goes to the rubric score (a tie keeps the
-        incumbent), so a judged child is always recorded."""
+        """A challenger the rubric rates below the incumbent loses without another call, and so
+        does a `guest` (an idea trying its second niche) it rates no higher: in run 20
+        of bench/evolve_local.txt two guests tied the elite at the local judge's 8.00,
+        and their pairwise questions took 4 of the run's 23 calls to leave the elite in
+        place. Otherwise both orders of the pairwise question decide; a split, or a
+        comparison cut short by the budget or by Ctrl-C, goes to the rubric score (a tie
+        keeps the incumbent), so a judged child is always recorded."""
         held = incumbent.score or 0.0
         versus = f"against {incumbent.idea.Name}"
         rubric = f"rubric {score:.2f} vs {held:.2f}"
         if score < held:
             return False, f"rated below the elite, not compared {versus}; {rubric}"
+        if guest and score == held:
+            return False, f"rated no higher than the elite, not compared {versus}; {rubric}"
         try:
             tournament = run_tournament(
                 judge, [incumbent.idea, challenger], seeds=[held, score], rounds=1
