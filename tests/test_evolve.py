@@ -25,7 +25,7 @@ import pytest
 from ideagen.cli import main
 from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
 from ideagen.evolve.archive import Archive
-from ideagen.evolve.niches import NichePlacer, Placement
+from ideagen.evolve.niches import NichePlacer
 from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
@@ -78,8 +78,7 @@ class Breeder:
     """The scripted model. `children`: (name, title, experiment) handed out in order to
     breeding prompts; `niche_of`: a niche per idea name (default: the niche a fill or move
     prompt asked for, else the first parent's, else data/tweak); `also_of`: the second row the
-    placement names per idea name (default none), and the row the target question gets;
-    `quality`: 1-10 per name (default 5), or its
+    placement names per idea name (default none); `quality`: 1-10 per name (default 5), or its
     three ratings; `position_bias`: the pairwise judge always answers A."""
 
     def __init__(
@@ -111,9 +110,6 @@ class Breeder:
         with self.lock:
             if request.purpose == "evolve.niche":
                 kind, answer = "niche", self._niche(shown_idea(user)["Name"])
-            elif request.purpose == "evolve.niche_target":
-                name = shown_idea(user)["Name"]
-                kind, answer = "target", {"reason": "scripted", "changes": self.also_of[name]}
             elif request.purpose == "review.judge":
                 kind, answer = "judge", self._judge(shown_idea(user)["Name"])
             elif request.purpose == "review.pairwise":
@@ -311,28 +307,6 @@ def test_an_idea_that_loses_its_niche_challenges_the_second_row_its_placement_na
     again = evolve(store, template, tmp_path / "other.json", max_calls=1)
     cached = again.placer.place(lr.idea, again.model)
     assert (cached.source, cached.also) == ("cache", "optimisation/component")
-
-
-def test_a_search_idea_placed_by_embeddings_is_asked_once_what_it_works_on(
-    server, store, template, tmp_path
-):
-    # MiniLM places an idea without naming a second row. An idea of the search row (a row over
-    # the others) that lost its niche is asked which part it works on, and the answer is kept.
-    breeder = Breeder([], also_of={"seed_cosine": "optimisation"})
-    server.responder = breeder
-    run = evolve(store, template, tmp_path / "o.json", max_calls=5, descriptors="embedding")
-    cosine = next(seed.idea for seed in run._seeds if seed.idea.Name == "seed_cosine")
-    searched = Placement("search/method", "embedding", "nearest niche description")
-    assert run.placer.second_niche(cosine, searched, run.model) == "optimisation/method"
-    assert run.placer.second_niche(cosine, searched, run.model) == "optimisation/method"
-    assert len(breeder.seen["target"]) == 1, "asked once"
-    offered = re.findall(r'^- "([a-z]+)":', breeder.seen["target"][0].system_text, re.MULTILINE)
-    assert offered == ["data", "architecture", "optimisation", "regularisation", "evaluation"]
-    elsewhere = Placement("data/method", "embedding", "nearest niche description")
-    assert run.placer.second_niche(cosine, elsewhere, run.model) is None
-    named = Placement("search/method", "model", "r", also="architecture/method")
-    assert run.placer.second_niche(cosine, named, run.model) == "architecture/method"
-    assert len(breeder.seen["target"]) == 1
 
 
 def test_a_sharpened_child_challenges_only_its_parents_niche(server, store, template, tmp_path):

@@ -38,7 +38,6 @@ from ideagen.store import Store
 DescriptorMode = Literal["model", "embedding"]
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 JUDGMENT_KIND = "evolve.niche"
-TARGET_KIND = "evolve.niche.target"
 NO_SECOND_ROW = "none"
 TechniqueName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)
@@ -61,9 +60,6 @@ class Bin(BaseModel):
     # model handed one of the examples chooses among them, when the template defines them
     # all (see Evolve._reply_schema_for). Optional in a niche file.
     functions: list[FunctionName] = Field(default_factory=list, max_length=20)
-    # A row of methods that work on the other rows' parts (a search over the learning rate):
-    # an idea in it belongs to the row of the part it works on as well. Optional.
-    over_other_rows: bool = False
 
     def text(self) -> str:
         return f"{self.label}: {self.description}"
@@ -124,10 +120,10 @@ class NicheSpec(BaseModel):
         )
 
     def fingerprint(self) -> str:
-        """The grid's identity, for archive keys and cached placements; the bins' examples,
-        functions and `over_other_rows` are left out, as they change neither the grid nor
-        where an idea is first placed."""
-        no_examples = {"bins": {"__all__": {"examples", "functions", "over_other_rows"}}}
+        """The grid's identity, for archive keys and cached placements; the bins' examples
+        and functions are left out, as they change neither the grid nor where an idea is
+        placed."""
+        no_examples = {"bins": {"__all__": {"examples", "functions"}}}
         grid = self.model_dump_json(exclude={"rows": no_examples, "columns": no_examples})
         return hashlib.sha256(grid.encode()).hexdigest()[:16]
 
@@ -219,44 +215,6 @@ class NichePlacer:
         )
         return Placement(niche, "model", answer.reason, also)
 
-    def second_niche(self, idea: Idea, placement: Placement, model: LanguageModel) -> str | None:
-        """Where an idea that lost its niche may try again: the second row the model named when
-        it placed the idea; or, placed by embeddings in a row over the others, the row of the
-        part it works on, which the model is asked for (once, cached). MiniLM is no judge of
-        that: it put "Evolving Custom Activation Functions" nearer optimisation than
-        architecture, fifth of the six rows. Raises ModelError when the model is out of reach."""
-        if placement.also is not None or placement.source != "embedding":
-            return placement.also
-        row, column = split_cell(placement.niche)
-        others = [b for b in self.spec.rows.bins if b.key != row and not b.over_other_rows]
-        if not self.spec.rows.bin(row).over_other_rows or not others:
-            return None
-        key = hashlib.sha256(
-            f"{self.spec.fingerprint()}\n{row}\n{idea.Title}\n{idea.Experiment}".encode()
-        ).hexdigest()
-        model_id = f"{model.provider}:{model.model}"
-        known = self.store.get_judgment(TARGET_KIND, key, model_id)
-        if known is None:
-            try:
-                answer = model.structured(
-                    [Message(role="user", content=f"The idea:\n{idea_for_judge(idea)}")],
-                    _target_type(self.spec.rows.name, others),
-                    system=render_prompt(
-                        "evolve_niche_target",
-                        row_label=self.spec.rows.bin(row).text(),
-                        row_name=self.spec.rows.name,
-                        row_bins="\n".join(f'- "{b.key}": {b.text()}' for b in others),
-                    ),
-                    temperature=0.0,
-                    max_tokens=200,
-                    purpose="evolve.niche_target",
-                )
-            except InvalidReply:
-                return None
-            known = {"row": getattr(answer, self.spec.rows.name), "reason": answer.reason}
-            self.store.put_judgment(TARGET_KIND, key, model_id, known)
-        return cell(known["row"], column) if known["row"] in self.spec.rows.keys() else None
-
     def rubric(self) -> str:
         def listing(axis: Axis) -> str:
             return "\n".join(f'- "{b.key}": {b.text()}' for b in axis.bins)
@@ -311,15 +269,6 @@ def names_technique(text: str, technique: str) -> bool:
 
     words = stems(technique)
     return bool(words) and words <= stems(text)
-
-
-def _target_type(row_name: str, rows: list[Bin]) -> type[BaseModel]:
-    """The model's answer to which part an idea of a row over the others works on."""
-    return create_model(
-        "NicheTarget",
-        reason=(str, Field(min_length=1, description="one sentence: what the idea works on")),
-        **{row_name: (Literal[tuple(b.key for b in rows)], Field(description="the part"))},
-    )
 
 
 def _answer_type(spec: NicheSpec) -> type[BaseModel]:

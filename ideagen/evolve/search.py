@@ -11,11 +11,10 @@ incumbent loses at once; otherwise the two meet in the pairwise comparison, aske
 orders, and the child replaces the incumbent only when it wins (a split verdict goes to the
 rubric score, and a tie keeps the incumbent). An idea the model places in two rows (a search
 over the learning rate changes optimisation too) that loses its niche challenges the elite
-of its second row, at the same column, on the same terms; placed by embeddings in a row over
-the others, it is asked which part it works on. Both judgments must favour the
-child: the pairwise question costs two calls, and with the rubric already against the child
-those calls breed more children instead (in a 24-call run of the local model, 4 calls went
-to two seeds the rubric had already rated below the elite).
+of its second row, at the same column, if the rubric rates it above that elite. Both
+judgments must favour the child: the pairwise question costs two calls, and with the rubric
+already against the child those calls breed more children instead (in a 24-call run of the
+local model, 4 calls went to two seeds the rubric had already rated below the elite).
 
 The budget (model calls or dollars) covers every session of the archive, so a run that was
 interrupted continues where it stopped when started again with the same command. Every
@@ -621,8 +620,11 @@ class Evolve:
         score = judge.score(idea)
         # Compared as stored: an unrounded 26/3 is below the stored 8.667 of an equal elite.
         mean = round(score.mean, 3)
-        niche, verdicts = placement.niche, []
-        while True:
+        niches = [placement.niche]
+        if placement.also is not None and task.operator != "sharpen":
+            niches.append(placement.also)  # a sharpened child only challenges its parent
+        verdicts = []
+        for niche in niches:
             with self._niche_lock(niche):
                 incumbent = self.archive.elite_in(niche)
                 wins, reason = True, "the niche was empty"
@@ -633,27 +635,12 @@ class Evolve:
                 if wins:
                     self._record_judged(idea, task, score, placement, verdicts, niche, incumbent)
                     break
-            second = None if len(verdicts) > 1 else self._second_niche(idea, placement, task, model)
-            if second is None:
-                self._record_judged(idea, task, score, placement, verdicts, None, None)
-                break
-            niche = second
+        else:
+            self._record_judged(idea, task, score, placement, verdicts, None, None)
         kind = "lost" if not wins else "entered" if incumbent is None else "replaced"
         self.report(
             EvolveEvent(worker, kind, operator, niche if wins else placement.niche, idea.Name)
         )
-
-    def _second_niche(
-        self, idea: Idea, placement: Placement, task: Task, model: LanguageModel
-    ) -> str | None:
-        """The niche an idea that lost its own may challenge next; a sharpened child only
-        ever challenges its parent, and without the budget for the question there is none."""
-        if task.operator == "sharpen":
-            return None
-        try:
-            return self.placer.second_niche(idea, placement, model)
-        except (BudgetSpent, _Stopped):
-            return None
 
     def _record_judged(
         self,
