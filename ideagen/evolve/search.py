@@ -844,13 +844,13 @@ class Evolve:
     def _challenge(
         self, judge: Judge, incumbent: ArchiveEntry, challenger: Idea, score: float, guest: bool
     ) -> tuple[bool, str]:
-        """A challenger the rubric rates below the incumbent loses without another call, and so
-        does a `guest` (an idea trying its second niche) it rates no higher: in run 20
-        of bench/evolve_local.txt two guests tied the elite at the local judge's 8.00,
-        and their pairwise questions took 4 of the run's 23 calls to leave the elite in
-        place. Otherwise both orders of the pairwise question decide; a split, or a
-        comparison cut short by the budget or by Ctrl-C, goes to the rubric score (a tie
-        keeps the incumbent), so a judged child is always recorded."""
+        """A challenger the rubric rates below the incumbent loses without another call, and
+        so does a `guest` (an idea trying its second niche) it rates no higher: in run 20 of
+        bench/evolve_local.txt two guests rated 8.00, like the elite they met, cost 4 of the
+        run's 23 calls in pairwise questions and left it in place. Otherwise both orders of
+        the pairwise question decide; a split, or a comparison cut short by the budget or by
+        Ctrl-C, goes to the rubric score (a tie keeps the incumbent), so a judged child is
+        always recorded."""
         held = incumbent.score or 0.0
         versus = f"against {incumbent.idea.Name}"
         rubric = f"rubric {score:.2f} vs {held:.2f}"
