@@ -510,6 +510,49 @@ def test_a_child_refused_for_something_fixable_gets_one_repair_call(
     assert result.session.repaired == 1 and result.session.gate == 1
 
 
+def test_a_child_that_keeps_an_ideas_title_is_refused_or_retitled(
+    server, store, template, tmp_path
+):
+    # A crossover of the local model kept its first parent's title over a change of its own:
+    # the output would hold two ideas of one title. A model that repairs is asked to retitle it.
+    breeder = Breeder(
+        [
+            ("namesake", SEEDS[0][1], IDEA_BANK[4][2]),
+            ("batch_scaling", IDEA_BANK[4][1], IDEA_BANK[4][2]),
+        ],
+        niche_of={"seed_mixup": "regularisation/component", "seed_cosine": "optimisation/tweak"}
+        | {"batch_scaling": "optimisation/component"},
+    )
+    server.responder = breeder
+    # seeds 4 calls; the child: breed, repair, niche, judge
+    result = evolve(store, template, tmp_path / "o.json", max_calls=8, operators=("mechanism",))
+    result = result.run()
+
+    by_name = entries_by_name(store, result)
+    assert "namesake" not in by_name and by_name["batch_scaling"].status == "elite"
+    repair = next(r for r in breeder.seen["breed"] if r.purpose == "evolve.repair")
+    assert "same_title: it keeps the title of 'seed_mixup: Mixup on clothing images'" in (
+        repair.last_user_text
+    )
+    assert result.session.repaired == 1
+
+    with Store.open(tmp_path / "weak-home") as weak_store:
+        local_like = get_model("openai", "gpt-4o-mini", store=weak_store, retry=FAST_RETRY)
+        local_like.weak = True  # the local model's children are not repaired
+        server.responder = Breeder(
+            [("namesake", SEEDS[0][1], IDEA_BANK[4][2])],
+            niche_of={
+                "seed_mixup": "regularisation/component",
+                "seed_cosine": "optimisation/tweak",
+            },
+        )
+        weak = evolve(weak_store, template, tmp_path / "w.json", model=local_like, max_calls=5)
+        weak = weak.run()
+        refused = entries_by_name(weak_store, weak)["namesake"]
+    assert refused.status == "duplicate" and refused.reason.startswith("same_title: ")
+    assert weak.session.duplicate == 1
+
+
 def test_children_that_duplicate_an_elite_or_are_infeasible_are_discarded_and_counted(
     server, store, template, tmp_path
 ):

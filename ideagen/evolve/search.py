@@ -84,6 +84,10 @@ CROSSOVER_SHARE = 0.25
 # grid has holes.
 MOVE_WEIGHT = 2.0
 MIN_ELITES_TO_BREED = 2
+# A child that keeps the title of an idea the archive holds (a crossover of the local model
+# kept its first parent's, in run 22 of bench/evolve_local.txt) would give the output two
+# ideas of one title; it is refused as a duplicate, and a model that repairs retitles it.
+SAME_TITLE = "same_title"
 DEFAULT_MAX_SEEDS = 24
 StopReason = Literal["budget", "interrupted", "error"]
 
@@ -300,7 +304,7 @@ class _Rejection:
 
     @property
     def repairable(self) -> bool:
-        return self.kinds <= REPAIRABLE
+        return self.kinds <= REPAIRABLE | {SAME_TITLE}
 
 
 @dataclass
@@ -784,10 +788,11 @@ class Evolve:
         return draft.to_idea()
 
     def _check(self, idea: Idea, task: Task) -> _Rejection | None:
-        """brainstorm's checks: the gate (for bred children: seeds were written by people and
-        need not be on this topic), the feasibility lint, then duplicates of what the archive
-        has judged or is judging. A sharpened child is a new version of its parent, so it may
-        resemble it. An idea that passes is pending until `_run_task` is done with it."""
+        """brainstorm's checks: the gate (for bred children: seeds were written by people
+        and need not be on this topic), the feasibility lint, then duplicates of what the
+        archive has judged or is judging, and for a bred child the titles of those. A
+        sharpened child is a new version of its parent, so it may resemble it. An idea that
+        passes is pending until `_run_task` is done with it."""
         failures = [] if task.seed else self.gate.check(idea)
         if failures:
             reason = "; ".join(str(failure) for failure in failures)
@@ -806,6 +811,13 @@ class Evolve:
                 return _Rejection(
                     "duplicate", f"duplicates {duplicated!r}", frozenset({"duplicate"})
                 )
+            namesake = next((k for k in known if _same_title(k, idea)), None)
+            if namesake is not None and task.seed is None:
+                reason = (
+                    f"{SAME_TITLE}: it keeps the title of {namesake.summary()!r}; "
+                    "give it a title of its own"
+                )
+                return _Rejection("duplicate", reason, frozenset({SAME_TITLE}))
             self._state.pending[id(idea)] = idea
         return None
 
@@ -928,6 +940,10 @@ class Evolve:
         if written or loaded.entries:
             atomic_write_text(self.out, loaded.style.render(written + kept))
         return len(kept)
+
+
+def _same_title(first: Idea, second: Idea) -> bool:
+    return " ".join(first.Title.casefold().split()) == " ".join(second.Title.casefold().split())
 
 
 def _shown(idea: Idea, in_parts: bool) -> str:
