@@ -65,7 +65,7 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, judge: Judge, store: Store) -
     best = top(arm, k)
     ideas = [idea for idea, _, _ in best]
     scores = [score for _, score, _ in best]
-    again = [score for score in map(judge_again(judge), ideas) if score is not None]
+    again = [score for score in (judge_again(judge, idea) for idea in ideas) if score is not None]
     fresh = [score for _, score, new in arm.pool if new]
     vectors = embeddings.embed([f"{i.Title}. {i.Experiment}" for i in ideas], store)
     distances = [
@@ -95,18 +95,14 @@ def metrics(arm: Arm, k: int, placer: NichePlacer, judge: Judge, store: Store) -
     }
 
 
-def judge_again(judge: Judge):
-    """Each idea's score from one judge for both arms, in one store: its temperature-0 replies
+def judge_again(judge: Judge, idea: Idea) -> float | None:
+    """The idea's score from one judge for both arms, in one store: its temperature-0 replies
     are cached, so an idea both arms kept gets one score. Within the arms, the local model gave
     the same seed 8.67 in one and 8.00 in the other (run 20 of bench/evolve_local.txt)."""
-
-    def score(idea: Idea) -> float | None:
-        try:
-            return judge.score(idea).mean
-        except InvalidReply:
-            return None
-
-    return score
+    try:
+        return judge.score(idea).mean
+    except InvalidReply:
+        return None
 
 
 def run_brainstorm(args, store: Store, template, seeds: list[Idea], work: Path) -> Arm:

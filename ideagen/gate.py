@@ -679,8 +679,7 @@ class Gate:
     def copy_problems(self, idea: Idea) -> list[GateFailure]:
         if not self.examples:
             return []
-        title = " ".join(idea.Title.lower().split())
-        same_title = [e for e in self.examples if " ".join(e.Title.lower().split()) == title]
+        same_title = [e for e in self.examples if same_title_as(e, idea)]
         matches = duplicates_against([idea], self.examples, self.store)
         if not same_title and not matches:
             return []
@@ -701,6 +700,11 @@ class Gate:
             kind="duplicate",
             message=f"it duplicated the existing idea {existing[matches[0].j].summary()!r}",
         )
+
+
+def same_title_as(first: Idea, second: Idea) -> bool:
+    """Whether two ideas carry one title, case and spacing aside."""
+    return " ".join(first.Title.casefold().split()) == " ".join(second.Title.casefold().split())
 
 
 def review_flags(idea: Idea, gate: Gate | None) -> list[LintFlag]:

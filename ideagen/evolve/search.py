@@ -64,7 +64,7 @@ from ideagen.evolve.niches import (
     names_technique,
     split_cell,
 )
-from ideagen.gate import Gate
+from ideagen.gate import Gate, same_title_as
 from ideagen.ideafile import IdeaFileError, atomic_write_text, load_ideas, unique_name
 from ideagen.providers.base import InvalidReply, LanguageModel, Message, ModelError
 from ideagen.resources import prompt_text, render_prompt
@@ -811,7 +811,7 @@ class Evolve:
                 return _Rejection(
                     "duplicate", f"duplicates {duplicated!r}", frozenset({"duplicate"})
                 )
-            namesake = next((k for k in known if _same_title(k, idea)), None)
+            namesake = next((k for k in known if same_title_as(k, idea)), None)
             if namesake is not None and task.seed is None:
                 reason = (
                     f"{SAME_TITLE}: it keeps the title of {namesake.summary()!r}; "
@@ -858,11 +858,11 @@ class Evolve:
     ) -> tuple[bool, str]:
         """A challenger the rubric rates below the incumbent loses without another call, and
         so does a `guest` (an idea trying its second niche) it rates no higher: in run 20 of
-        bench/evolve_local.txt two guests rated 8.00, like the elite they met, cost 4 of the
-        run's 23 calls in pairwise questions and left it in place. Otherwise both orders of
-        the pairwise question decide; a split, or a comparison cut short by the budget or by
-        Ctrl-C, goes to the rubric score (a tie keeps the incumbent), so a judged child is
-        always recorded."""
+        bench/evolve_local.txt two guests rated 8.00 went, by their log, to an 8.00 elite that
+        stayed, through pairwise questions that took 4 of the run's 23 calls. Otherwise both
+        orders of the pairwise question decide; a split, or a comparison cut short by the
+        budget or by Ctrl-C, goes to the rubric score (a tie keeps the incumbent), so a judged
+        child is always recorded."""
         held = incumbent.score or 0.0
         versus = f"against {incumbent.idea.Name}"
         rubric = f"rubric {score:.2f} vs {held:.2f}"
@@ -940,10 +940,6 @@ class Evolve:
         if written or loaded.entries:
             atomic_write_text(self.out, loaded.style.render(written + kept))
         return len(kept)
-
-
-def _same_title(first: Idea, second: Idea) -> bool:
-    return " ".join(first.Title.casefold().split()) == " ".join(second.Title.casefold().split())
 
 
 def _shown(idea: Idea, in_parts: bool) -> str:
