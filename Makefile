@@ -50,10 +50,12 @@ demo: setup
 	-$(BIN)/ideagen brainstorm --topic evolutionary -n 3 --out demo/seed_ideas.json
 	$(BIN)/ideagen review demo/seed_ideas.json --out demo/reviewed_ideas.json --report demo/report.html --novelty off
 
-# evolve on the offline model: the template's seeds and the demo's ideas, then children bred
-# from them, until 24 model calls are spent (slow: about half a minute a call on 2 cores).
+# evolve on the offline model: the template's seeds, then children bred from them, until 24
+# model calls are spent (slow: about half a minute a call on 2 cores). The topic spans the
+# grid's rows: on "evolutionary", every child of a demo run was an evolutionary architecture
+# search, and the grid held 2 niches.
 demo-evolve: setup
-	$(BIN)/ideagen evolve --topic evolutionary --budget-calls 24 --out demo/evolved_ideas.json --report demo/archive.html
+	$(BIN)/ideagen evolve --topic "small CNNs on FashionMNIST" --budget-calls 24 --out demo/evolved_ideas.json --report demo/archive.html
 
 test: setup system-deps $(TEST_MODEL_STAMP)
 	$(BIN)/pytest

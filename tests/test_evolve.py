@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from ideagen.cli import main
 from ideagen.evolve import Evolve, EvolveError, NicheFileError, default_niches, load_niches
 from ideagen.evolve.archive import Archive
-from ideagen.evolve.niches import NichePlacer
+from ideagen.evolve.niches import NichePlacer, names_technique
 from ideagen.evolve.search import OPERATORS
 from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
@@ -241,6 +242,42 @@ def test_only_a_better_challenger_in_the_same_niche_replaces_the_elite(
     for first, second in zip(pairs[::2], pairs[1::2], strict=True):
         assert first == second[::-1]
     assert result.session.lost == 2 and result.session.replaced == 1
+
+
+@pytest.mark.parametrize("weak", [True, False])
+def test_a_weak_model_is_asked_in_pairs_only_on_a_tie(server, store, template, tmp_path, weak):
+    # Three seeds in one niche: seed_mixup (5) enters, seed_cosine (8) challenges it, then
+    # rival (8, from the output file) challenges seed_cosine. A weak model's pairwise verdicts
+    # mostly follow the order shown, so a challenger it rates higher wins on the rubric alone.
+    breeder = Breeder(
+        [],
+        niche_of={n: "regularisation/component" for n in ("seed_mixup", "seed_cosine", "rival")},
+        quality={"seed_mixup": 5, "seed_cosine": 8, "rival": 8},
+    )
+    server.responder = breeder
+    out = tmp_path / "elites.json"
+    out.write_text(json.dumps([idea_json(*child("rival", 3))]))
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model.weak = weak
+    # each seed: niche + judge; then the pairwise questions, and no child fits the budget
+    budget = 6 + (2 if weak else 4)
+    options = {"descriptors": "model", "max_calls": budget}
+    result = evolve(store, template, out, model=model, **options).run()
+
+    by_name = entries_by_name(store, result)
+    assert by_name["seed_mixup"].replaced_by == by_name["seed_cosine"].id
+    assert by_name["rival"].status == "lost" and "split 1-1" in by_name["rival"].reason
+    compared = [
+        set(re.findall(r'"Name": "([a-z0-9_]+)"', r.last_user_text))
+        for r in breeder.seen["pairwise"]
+    ]
+    if weak:
+        assert "rated above the elite, not compared" in by_name["seed_cosine"].reason
+        assert compared == [{"seed_cosine", "rival"}] * 2
+    else:
+        assert "won 2-0" in by_name["seed_cosine"].reason
+        assert compared == [{"seed_mixup", "seed_cosine"}] * 2 + [{"seed_cosine", "rival"}] * 2
+    assert not breeder.bred
 
 
 def test_a_split_pairwise_verdict_goes_to_the_rubric_score(server, store, template, tmp_path):
@@ -662,6 +699,38 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
     assert not any("unchanged experiment.py:" in r.last_user_text for r in breeding)
 
 
+def channel_count_sketches() -> Callable[[str, str], dict]:
+    """A weak model's replies to breeding prompts: each child scales the channels by a new
+    factor, so that none duplicates another."""
+    numbers = itertools.count()
+
+    def sketch(operator: str, user: str) -> dict:
+        factor = next(numbers) + 2
+        return sketch_reply(
+            f"Channel Count Times {factor} in a Small CNN",
+            f"Scale the channel count of every convolution of Net by {factor}, so that each "
+            "layer sees more feature maps of the same images; the factor is the one setting "
+            "added, and the optimizer, the learning rate and the number of epochs stay as they "
+            "are in the baseline.",
+            f"a channel factor of {factor} against the unchanged network, two seeds",
+            "a higher test accuracy for a longer training time",
+        )
+
+    return sketch
+
+
+def test_a_title_names_a_technique_in_another_form_of_its_words():
+    # A local measure child titled "Linear Probing of Hidden Layers" was built on "linear probes
+    # of hidden layers"; compared by their first five letters, "probi" is not "probe", and the
+    # embeddings put the child in the optimisation row (a demo run on 2026-12-01).
+    hidden_layers = "linear probes of hidden layers"
+    assert names_technique("Linear Probing of Hidden Layers for FashionMNIST", hidden_layers)
+    assert names_technique("Batch Normalization After Every Convolution", "batch normalisation")
+    assert names_technique("Evolving Dropout Rates with a Genetic Algorithm", "dropout")
+    assert not names_technique("Dropout on the Hidden Layers", hidden_layers)
+    assert not names_technique("Cosine Annealing of a Small CNN", "cosine learning-rate schedule")
+
+
 def handed_technique(prompt: str) -> str | None:
     found = re.search(r"Technique to build the new idea on: (.+?)\. Name it", prompt)
     return found.group(1) if found else None
@@ -737,25 +806,12 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
         }.get(row.key, [f"{row.key} technique {n}" for n in ("one", "two", "three")])
         row.functions = functions.get(row.key, [])
     named = {"regularisation": "mixup", "optimisation": "cosine learning-rate schedule"}
-    numbers = itertools.count()
-
-    def sketch(operator: str, user: str) -> dict:
-        factor = next(numbers) + 2
-        return sketch_reply(
-            f"Channel Count Times {factor} in a Small CNN",
-            f"Scale the channel count of every convolution of Net by {factor}, so that each "
-            "layer sees more feature maps of the same images; the factor is the one setting "
-            "added, and the optimizer, the learning rate and the number of epochs stay as they "
-            "are in the baseline.",
-            f"a channel factor of {factor} against the unchanged network, two seeds",
-            "a higher test accuracy for a longer training time",
-        )
 
     # where the embeddings place the seeds for the weak model; the capable one places them
     placed = {"seed_mixup": "regularisation/tweak", "seed_cosine": "optimisation/method"}
     breeder = Breeder([child(f"child_{i}", i % len(IDEA_BANK)) for i in range(40)], placed)
     if weak:
-        breeder._breed = sketch
+        breeder._breed = channel_count_sketches()
     server.responder = breeder
     model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
     model.weak = weak
@@ -812,6 +868,27 @@ def test_a_weak_model_builds_each_new_change_on_a_technique_its_row_lacks(
         fresh = [t for t in spec.rows.bin(row).examples if t != named.get(row)]
         first = handed[: len(fresh)]
         assert len(set(first)) == len(first) and set(first) <= set(fresh), (row, handed)
+
+
+@pytest.mark.parametrize("weak", [True, False])
+def test_a_weak_model_is_not_asked_to_sharpen(server, store, template, tmp_path, weak):
+    # The local model's sharpened children entered the archive 1 time in 10; its calls go to
+    # the other operators. A capable model, in the same run, is asked to sharpen.
+    give_baseline_results(template)
+    breeder = Breeder([child(f"child_{i}", i % len(IDEA_BANK)) for i in range(40)])
+    if weak:
+        breeder._breed = channel_count_sketches()
+    server.responder = breeder
+    model = get_model("openai", "gpt-4o-mini", store=store, retry=FAST_RETRY)
+    model.weak = weak
+    evolve(store, template, tmp_path / "elites.json", model=model, max_calls=40).run()
+
+    purposes = {request.purpose.removeprefix("evolve.") for request in server.requests}
+    asked = purposes & set(OPERATORS)
+    if weak:
+        assert asked == {"move", "mechanism", "measure", "crossover"}, asked
+    else:
+        assert "sharpen" in asked, asked
 
 
 # budget, resume, output

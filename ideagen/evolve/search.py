@@ -9,7 +9,8 @@ archive has judged) and is then placed in a niche and scored by the review judge
 empty niche it becomes the elite. In a filled one a child the rubric rates below the
 incumbent loses at once; otherwise the two meet in the pairwise comparison, asked in both
 orders, and the child replaces the incumbent only when it wins (a split verdict goes to the
-rubric score, and a tie keeps the incumbent). An idea the model places in two rows (a search
+rubric score, and a tie keeps the incumbent). A weak model, whose pairwise verdicts mostly
+split, is asked in pairs only on a tie. An idea the model places in two rows (a search
 over the learning rate changes optimisation too) that loses its niche challenges the elite
 of its second row, at the same column, if the rubric rates it above that elite. Both
 judgments must favour the child: the pairwise question costs two calls, and with the rubric
@@ -79,6 +80,12 @@ MUTATIONS = ("sharpen", "mechanism", "measure", "move")
 # keeps its key: a measure child's technique comes from it.
 MEASURE_ROW = "evaluation"
 OPERATORS = (*MUTATIONS, "crossover")
+# A weak model does not sharpen: of the local model's sharpened children, 1 in 10 entered the
+# archive (bench runs 11-22 of bench/evolve_local.txt and a demo run; every other operator
+# 4 in 13 or better). The local judge rates its rewrite of a stronger model's idea below the
+# original, and its rewrite of its own idea is mostly a duplicate; the calls go to children
+# that can fill a niche.
+WEAK_MODEL_OPERATORS = tuple(op for op in OPERATORS if op != "sharpen")
 CROSSOVER_SHARE = 0.25
 # Moving to an empty niche is the one mutation that widens the grid: favour it while the
 # grid has holes.
@@ -340,7 +347,7 @@ class Evolve:
         descriptors: DescriptorMode | None = None,
         concurrency: int | None = None,
         max_seeds: int = DEFAULT_MAX_SEEDS,
-        operators: tuple[str, ...] = OPERATORS,
+        operators: tuple[str, ...] | None = None,
         rng_seed: int | None = None,
         report: Callable[[EvolveEvent], None] | None = None,
     ):
@@ -370,6 +377,8 @@ class Evolve:
         self.placer = NichePlacer(self.spec, store, mode)
         self.concurrency = max(1, concurrency or default_concurrency(model.provider))
         self.max_seeds = max_seeds
+        if operators is None:
+            operators = WEAK_MODEL_OPERATORS if model.weak else OPERATORS
         unknown = sorted(set(operators) - set(OPERATORS))
         if unknown or not operators:
             raise EvolveError(f"operators must be some of {', '.join(OPERATORS)}; got {unknown}")
@@ -859,7 +868,10 @@ class Evolve:
         """A challenger the rubric rates below the incumbent loses without another call, and
         so does a `guest` (an idea trying its second niche) it rates no higher: in run 20 of
         bench/evolve_local.txt two guests rated 8.00 went, by their log, to an 8.00 elite that
-        stayed, through pairwise questions that took 4 of the run's 23 calls. Otherwise both
+        stayed, through pairwise questions that took 4 of the run's 23 calls. A weak model's
+        challenger it rates above the incumbent wins without one: the local model's pairwise
+        verdicts split 26 of 33 times in that file (its answer followed the order shown, and a
+        split goes to the rubric), so its two calls are spent only on a tie. Otherwise both
         orders of the pairwise question decide; a split, or a comparison cut short by the
         budget or by Ctrl-C, goes to the rubric score (a tie keeps the incumbent), so a judged
         child is always recorded."""
@@ -870,6 +882,8 @@ class Evolve:
             return False, f"rated below the elite, not compared {versus}; {rubric}"
         if guest and score == held:
             return False, f"rated no higher than the elite, not compared {versus}; {rubric}"
+        if score > held and self.model.weak:
+            return True, f"rated above the elite, not compared {versus}; {rubric}"
         try:
             tournament = run_tournament(
                 judge, [incumbent.idea, challenger], seeds=[held, score], rounds=1
