@@ -82,7 +82,7 @@ MEASURE_ROW = "evaluation"
 OPERATORS = (*MUTATIONS, "crossover")
 # A weak model does not sharpen: of the local model's sharpened children, 1 in 10 entered the
 # archive (bench runs 11-22 of bench/evolve_local.txt and a demo run; every other operator
-# 4 in 13 or better). The local judge rates its rewrite of a stronger model's idea below the
+# 4 in 15 or better). The local judge rates its rewrite of a stronger model's idea below the
 # original, and its rewrite of its own idea is mostly a duplicate; the calls go to children
 # that can fill a niche.
 WEAK_MODEL_OPERATORS = tuple(op for op in OPERATORS if op != "sharpen")
