@@ -869,12 +869,12 @@ class Evolve:
         so does a `guest` (an idea trying its second niche) it rates no higher: in run 20 of
         bench/evolve_local.txt two guests rated 8.00 went, by their log, to an 8.00 elite that
         stayed, through pairwise questions that took 4 of the run's 23 calls. A weak model's
-        challenger it rates above the incumbent wins without one: the local model's pairwise
-        verdicts split 26 of 33 times in that file (its answer followed the order shown, and a
-        split goes to the rubric), so its two calls are spent only on a tie. Otherwise both
-        orders of the pairwise question decide; a split, or a comparison cut short by the
-        budget or by Ctrl-C, goes to the rubric score (a tie keeps the incumbent), so a judged
-        child is always recorded."""
+        challenger it rates above the incumbent wins without one: of the local model's
+        comparisons in that file answered in both orders, 26 of 33 split (its answer followed
+        the order shown, and a split goes to the rubric), so its two calls are spent only on a
+        tie. Otherwise both orders of the pairwise question decide; a split, or a comparison
+        cut short by the budget or by Ctrl-C, goes to the rubric score (a tie keeps the
+        incumbent), so a judged child is always recorded."""
         held = incumbent.score or 0.0
         versus = f"against {incumbent.idea.Name}"
         rubric = f"rubric {score:.2f} vs {held:.2f}"
