@@ -697,6 +697,11 @@ def test_a_weak_model_breeds_each_child_in_parts_from_the_templates_own_names(
     parents = [r.last_user_text for r in breeding if '"function": "Net"' in r.last_user_text]
     assert parents
     assert not any("unchanged experiment.py:" in r.last_user_text for r in breeding)
+    # Nor is any parent shown with its Name, which the local model took for code of
+    # experiment.py; the seeds, shown as written, are shown by their titles.
+    shown_seeds = [r.last_user_text for r in breeding if "Cosine schedule" in r.last_user_text]
+    assert shown_seeds
+    assert not any('"Name":' in r.last_user_text for r in breeding)
 
 
 def channel_count_sketches() -> Callable[[str, str], dict]:

@@ -958,8 +958,12 @@ class Evolve:
 
 def _shown(idea: Idea, in_parts: bool) -> str:
     """An elite as the model sees it, in the form it replies in (in parts, for a weak model);
-    its text came from a file or a model, so it is fenced."""
+    its text came from a file or a model, so it is fenced. A weak model is shown no Name: the
+    local model took a seed's Name for code of experiment.py, and the gate refused the child
+    (3 crossovers in run 23 of bench/evolve_local.txt and a demo run on 2026-12-01)."""
     fields = sketch_fields(idea) if in_parts else draft_fields(idea)
+    if in_parts:
+        fields.pop("Name", None)
     return fence(json.dumps(fields, indent=2, ensure_ascii=False))
 
 
