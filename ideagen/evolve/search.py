@@ -820,8 +820,10 @@ class Evolve:
                 return _Rejection(
                     "duplicate", f"duplicates {duplicated!r}", frozenset({"duplicate"})
                 )
-            namesake = next((k for k in known if same_title_as(k, idea)), None)
-            if namesake is not None and task.seed is None:
+            namesake = (
+                None if task.seed else next((k for k in known if same_title_as(k, idea)), None)
+            )
+            if namesake is not None:
                 reason = (
                     f"{SAME_TITLE}: it keeps the title of {namesake.summary()!r}; "
                     "give it a title of its own"
