@@ -268,6 +268,7 @@ def quality(
     )
 
     features = np.zeros((len(rows), len(pairs.FEATURES)))
+    shipped = np.zeros(len(rows))
     part_features = np.zeros((len(rows), 2))
     whole_text_cosine = np.zeros(len(rows))
     grouped = np.zeros(len(rows), dtype=bool)
@@ -279,6 +280,7 @@ def quality(
         second = np.array([rows[k][2] for k in selected])
         scorer = pairs.PairScorer(ideas, store)
         features[selected] = scorer.features(first, second)
+        shipped[selected] = scorer.score(first, second)
         part_features[selected] = scorer.part_similarities(first, second)
         whole = embeddings.embed([f"{i.Title}. {i.Experiment}" for i in ideas], store)
         whole_text_cosine[selected] = np.einsum("ij,ij->i", whole[first], whole[second])
@@ -299,7 +301,6 @@ def quality(
     with_parts, _ = leave_one_template_out(
         np.column_stack([features, part_features]), truth, templates
     )
-    shipped = pairs.probability(features)
     table = [
         ("baseline: MiniLM whole-text cosine >= 0.80", prf(whole_text_cosine >= 0.8, truth)),
         (
@@ -308,7 +309,7 @@ def quality(
         ),
         ("baseline: best single threshold (held-out template)", prf(baseline_held_out, truth)),
         (
-            f"ideagen: shipped combiner >= {find.DEFAULT_THRESHOLD:.2f} (in-sample)",
+            f"ideagen: shipped score >= {find.DEFAULT_THRESHOLD:.2f} (in-sample)",
             prf(shipped >= find.DEFAULT_THRESHOLD, truth),
         ),
         ("ideagen: combiner refitted (held-out template)", prf(held_out, truth)),
@@ -337,6 +338,8 @@ def quality(
                 f"({int(mask.sum())} pairs, {int(truth[mask].sum())} duplicates)"
             )
 
+    small_files(store, contexts, rows, truth)
+
     if fit:
         coefficients, intercept = raw_coefficients(fit_combiner(features, truth))
         print("fitted on all dev pairs (paste into ideagen/dedup/pairs.py and find.py):")
@@ -344,6 +347,42 @@ def quality(
         print(f"COEFFICIENTS = np.array([{', '.join(f'{c:.3f}' for c in coefficients)}])")
         print(f"INTERCEPT = {intercept:.3f}")
         print(f"DEFAULT_THRESHOLD = {np.median(thresholds):.2f}  # median held-out-fold choice")
+        meaning = features[:, :1]
+        slope = float(LogisticRegression(C=C).fit(meaning, truth).coef_[0, 0])
+        cut = best_threshold(meaning[:, 0], truth, np.unique(meaning))
+        at_threshold = np.log(find.DEFAULT_THRESHOLD / (1 - find.DEFAULT_THRESHOLD))
+        print(f"MEANING_COEFFICIENT = {slope:.3f}")
+        print(f"MEANING_INTERCEPT = {at_threshold - slope * cut:.3f}  # threshold at cut {cut:.3f}")
+
+
+def small_files(store: Store, contexts, rows, truth: np.ndarray) -> None:
+    """Each dev pair scored among a few other ideas of its template (chosen at random, fixed
+    seed), as brainstorm and evolve score a new idea against a short file: the shipped score,
+    the combiner of meaning and wording on every context (IDF from those few ideas), and
+    meaning alone."""
+    print(
+        "small files: each dev pair scored among N-2 other ideas of its template "
+        f"(P / R / F1; meaning alone below {pairs.MIN_IDEAS_FOR_WORDING} ideas ships):"
+    )
+    print(f"{'ideas':>7s} {'shipped':>20s} {'combiner always':>20s} {'meaning alone':>20s}")
+    for size in (2, 4, 8, 16, 20, 24, 32, 48):
+        rng = random.Random(size)
+        shipped, combined, meaning = (np.zeros(len(rows)) for _ in range(3))
+        for k, (template, a, b, _) in enumerate(rows):
+            ideas = contexts[template]
+            others = [idea for n, idea in enumerate(ideas) if n not in (a, b)]
+            chosen = rng.sample(others, min(size - 2, len(others)))
+            scorer = pairs.PairScorer([ideas[a], ideas[b], *chosen], store)
+            pair = (np.array([0]), np.array([1]))
+            features = scorer.features(*pair)
+            shipped[k] = scorer.score(*pair)[0]
+            combined[k] = pairs.probability(features)[0]
+            meaning[k] = pairs.meaning_probability(features[:, 0])[0]
+        cells = [
+            "{:.2f} / {:.2f} / {:.2f}".format(*prf(scores >= find.DEFAULT_THRESHOLD, truth))
+            for scores in (shipped, combined, meaning)
+        ]
+        print(f"{size:>7d} " + " ".join(f"{cell:>20s}" for cell in cells))
 
 
 def synthetic_ideas(count: int, seed: int = 0) -> list[Idea]:

@@ -165,6 +165,33 @@ def test_duplicates_against_existing_ideas(store: Store):
     assert 0.0 < matches[0].score <= 1.0 and "meaning" in matches[0].why
 
 
+def test_a_short_file_is_scored_on_meaning_so_shared_phrasing_is_no_duplicate(store: Store):
+    """Two ideas written from one pattern (as the local model writes evolve's children), each
+    with its own technique. Among a handful of ideas IDF cannot tell the pattern's words from
+    the techniques', and meaning and wording together called them duplicates (0.78)."""
+    pattern = (
+        "In experiment.py, change `train`: apply {0} to every training batch, {1}. Runs to "
+        "compare with the unchanged experiment.py: train the baseline and the changed network "
+        "with two seeds each, and compare their test accuracy and test loss with the "
+        "baseline's. Expected: {0} regularises the small CNN, so test accuracy rises and the "
+        "gap between training and test loss narrows."
+    )
+    cutmix = make_idea(
+        "cutmix_small_cnns",
+        "CutMix Regularisation for Small CNNs",
+        pattern.format("CutMix", "pasting a patch of another image and mixing the labels"),
+    )
+    erasing = make_idea(
+        "random_erasing_small_cnns",
+        "Random Erasing Regularisation for Small CNNs",
+        pattern.format("random erasing", "blanking a random rectangle of each image"),
+    )
+    short_file = [erasing, *(make_idea(*row) for row in OWN_IDEAS[:3])]
+    assert duplicates_against([cutmix], short_file, store) == []
+    [match] = duplicates_against([make_idea(*PARAPHRASE)], short_file, store)
+    assert match.j == 3 and "scored on meaning alone" in match.why
+
+
 def test_near_copies_of_one_idea_form_one_group_with_bounded_work(store: Store):
     """The worst case for grouping: every pair is a candidate and one group holds them all.
     Each merge scores at most MAX_CROSS_PAIRS pairs (larger groups are compared through

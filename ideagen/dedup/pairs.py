@@ -14,6 +14,10 @@ never saw (how alike an idea's neighbours are; change and measure compared separ
 left out of the score. Those part-by-part similarities are still measured for every merge, as
 evidence a reader can check: from the model's reading of each idea when a model is given
 (parts.py), else from the rule-based parse.
+
+Wording needs enough ideas at hand for IDF to tell a template's common words from distinctive
+ones. Fewer than MIN_IDEAS_FOR_WORDING (a new seed file, evolve's first children) are scored
+on meaning alone.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ FEATURES = ("meaning", "wording")
 # regression (scikit-learn, L2, standardized features), written back on the raw features.
 COEFFICIENTS = np.array([10.392, 8.607])
 INTERCEPT = -12.075
+# Each dev pair scored among 0-14 other ideas of its template, the combiner's precision was
+# .52-.65 (.81 among all of them), below the .75 of meaning alone, and its F1 lower up to
+# about 22 others (bench/bench_dedup.py, "small files").
+MIN_IDEAS_FOR_WORDING = 24
+# Meaning alone, printed by `bench_dedup.py --fit`: the slope of a logistic regression on all
+# dev pairs, and the intercept that puts DEFAULT_THRESHOLD at the best cut of the cosine.
+MEANING_COEFFICIENT = 5.710
+MEANING_INTERCEPT = -4.793
 
 
 class PairEvidence(BaseModel):
@@ -62,6 +74,10 @@ class PairEvidence(BaseModel):
         default=None, description="why the rule-based parse was compared although a model was"
     )
     shared_terms: list[str] = Field(description="the rarest terms both ideas use")
+    meaning_alone: bool = Field(
+        default=False,
+        description="scored on meaning alone: too few ideas at hand to weigh wording",
+    )
     verdict: str | None = Field(default=None, description="the judge model's answer")
     judge_reason: str | None = Field(default=None, description="the judge's one-line reason")
 
@@ -71,6 +87,8 @@ class PairEvidence(BaseModel):
             f"meaning {self.meaning:.2f}, wording {self.wording:.2f}; "
             f"change {self.change:.2f}, measure {self.measure:.2f}"
         )
+        if self.meaning_alone:
+            text += f"; scored on meaning alone (fewer than {MIN_IDEAS_FOR_WORDING} ideas)"
         if self.shared_terms:
             text += f"; shared: {', '.join(self.shared_terms)}"
         if self.parts_from == "model":
@@ -88,6 +106,10 @@ def probability(features: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(features @ COEFFICIENTS + INTERCEPT)))
 
 
+def meaning_probability(meaning: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(meaning * MEANING_COEFFICIENT + MEANING_INTERCEPT)))
+
+
 class PairScorer:
     """Scores pairs of ideas within one context (the ideas being deduplicated together).
 
@@ -100,6 +122,7 @@ class PairScorer:
         self, ideas: Sequence[Idea], store: Store, parts_model: LanguageModel | None = None
     ):
         self.ideas = list(ideas)
+        self.meaning_alone = len(self.ideas) < MIN_IDEAS_FOR_WORDING
         self.store = store
         self.parts_model = parts_model
         self._read: dict[int, ReadParts] = {}  # idea index -> its parts, read when first compared
@@ -180,10 +203,15 @@ class PairScorer:
         return similarities
 
     def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return probability(self.features(i, j))
+        features = self.features(i, j)
+        if self.meaning_alone:
+            return meaning_probability(features[:, 0])
+        return probability(features)
 
     def linear_score(self) -> LinearScore:
         """The score as linkage sees it: each feature is a dot product of per-idea rows."""
+        if self.meaning_alone:
+            return LinearScore([self.vectors], [MEANING_COEFFICIENT], MEANING_INTERCEPT)
         return LinearScore([self.vectors, self.tfidf], COEFFICIENTS.tolist(), INTERCEPT)
 
     def evidence(self, pairs: list[tuple[int, int]], scores: list[float]) -> list[PairEvidence]:
@@ -210,6 +238,7 @@ class PairScorer:
                     parts_from="model" if all(side.source == "model" for side in read) else "rules",
                     parts_note="; ".join(notes) or None,
                     shared_terms=self.shared_terms(i, j),
+                    meaning_alone=self.meaning_alone,
                 )
             )
         return evidence
