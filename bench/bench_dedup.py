@@ -26,6 +26,10 @@ template family), as `ideagen dedup` would score a file holding them. Printed si
   do not help held out); and the groups `find_duplicates` forms (a pair counts as found when
   both ideas land in one group).
 
+Small files: each dev pair scored again among a few other ideas of its template (2 to 48 in
+all), as brainstorm and evolve check a new idea against a short file: the shipped score, the
+combiner of meaning and wording on every context, and meaning alone.
+
 Speed: N ideas made by recombining corpus titles and Experiment sentences (in memory), deduped
 with a fresh store (cold: the model loads and every text is embedded) and again (warm).
 --worst-case adds N near-copies of one idea (each differs from the original in a word or
