@@ -28,7 +28,8 @@ template family), as `ideagen dedup` would score a file holding them. Printed si
 
 Small files: each dev pair scored again among a few other ideas of its template (2 to 48 in
 all), as brainstorm and evolve check a new idea against a short file: the shipped score, the
-combiner of meaning and wording on every context, and meaning alone.
+combiner of meaning and wording on every context, and meaning alone; and how many pairs of
+the bundled template's seed ideas each calls duplicates.
 
 Speed: N ideas made by recombining corpus titles and Experiment sentences (in memory), deduped
 with a fresh store (cold: the model loads and every text is embedded) and again (warm).
@@ -40,6 +41,7 @@ Timings are wall-clock seconds on whatever machine runs this, under its load at 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -58,9 +60,11 @@ sys.path.insert(0, str(ROOT))
 
 from ideagen import embeddings  # noqa: E402
 from ideagen.dedup import find, judge, pairs, parts, text  # noqa: E402
+from ideagen.ideafile import load_ideas  # noqa: E402
 from ideagen.providers import get_model  # noqa: E402
 from ideagen.schema import Idea  # noqa: E402
 from ideagen.store import Store  # noqa: E402
+from ideagen.template_prompt import bundled_template_dir  # noqa: E402
 
 CORPUS = ROOT / "bench" / "data" / "ai-scientist-v1-ideas"
 DEVSET = ROOT / "bench" / "dedup_devset.jsonl"
@@ -363,10 +367,11 @@ def small_files(store: Store, contexts, rows, truth: np.ndarray) -> None:
     """Each dev pair scored among a few other ideas of its template (chosen at random, fixed
     seed), as brainstorm and evolve score a new idea against a short file: the shipped score,
     the combiner of meaning and wording on every context (IDF from those few ideas), and
-    meaning alone."""
+    meaning alone. Then the pairs of the bundled template's seed ideas that each calls
+    duplicates (six ideas on one theme, each a different experiment)."""
     print(
-        "small files: each dev pair scored among N-2 other ideas of its template "
-        f"(P / R / F1; meaning alone below {pairs.MIN_IDEAS_FOR_WORDING} ideas ships):"
+        "small files: each dev pair scored among N-2 other ideas of its template (P / R / F1; "
+        f"below {pairs.MIN_IDEAS_FOR_WORDING} ideas, meaning alone must agree):"
     )
     print(f"{'ideas':>7s} {'shipped':>20s} {'combiner always':>20s} {'meaning alone':>20s}")
     for size in (2, 4, 8, 16, 20, 24, 32, 48):
@@ -387,6 +392,23 @@ def small_files(store: Store, contexts, rows, truth: np.ndarray) -> None:
             for scores in (shipped, combined, meaning)
         ]
         print(f"{size:>7d} " + " ".join(f"{cell:>20s}" for cell in cells))
+    seeds = load_ideas(bundled_template_dir() / "seed_ideas.json").ideas
+    scorer = pairs.PairScorer(seeds, store)
+    seed_pairs = list(itertools.combinations(range(len(seeds)), 2))
+    first, second = np.array([a for a, _ in seed_pairs]), np.array([b for _, b in seed_pairs])
+    features = scorer.features(first, second)
+    called = [
+        int((scores >= find.DEFAULT_THRESHOLD).sum())
+        for scores in (
+            scorer.score(first, second),
+            pairs.probability(features),
+            pairs.meaning_probability(features[:, 0]),
+        )
+    ]
+    print(
+        f"the template's {len(seeds)} seed ideas, {len(first)} pairs called duplicates: "
+        f"shipped {called[0]}, combiner always {called[1]}, meaning alone {called[2]}"
+    )
 
 
 def synthetic_ideas(count: int, seed: int = 0) -> list[Idea]:

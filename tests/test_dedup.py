@@ -18,9 +18,11 @@ from ideagen.dedup.judge import JUDGE_KIND
 from ideagen.dedup.linkage import MAX_CROSS_PAIRS
 from ideagen.dedup.pairs import CANDIDATES
 from ideagen.dedup.parts import PARTS_KIND, parts_key, read_parts
+from ideagen.ideafile import load_ideas
 from ideagen.providers import RetryPolicy, get_model
 from ideagen.schema import Idea
 from ideagen.store import Store
+from ideagen.template_prompt import bundled_template_dir
 from testkit.loopback import LoopbackServer, Reply
 
 DEVSET = Path(__file__).resolve().parents[1] / "bench" / "dedup_devset.jsonl"
@@ -165,10 +167,12 @@ def test_duplicates_against_existing_ideas(store: Store):
     assert 0.0 < matches[0].score <= 1.0 and "meaning" in matches[0].why
 
 
-def test_a_short_file_is_scored_on_meaning_so_shared_phrasing_is_no_duplicate(store: Store):
+def test_in_a_short_file_meaning_must_agree_so_shared_phrasing_is_no_duplicate(store: Store):
     """Two ideas written from one pattern (as the local model writes evolve's children), each
     with its own technique. Among a handful of ideas IDF cannot tell the pattern's words from
-    the techniques', and meaning and wording together called them duplicates (0.78)."""
+    the techniques', and meaning and wording together called them duplicates (0.78); meaning
+    alone does not (0.39). Nor is a shared theme a duplicate: meaning alone would call three
+    pairs of the template's six seeds (all evolutionary methods) duplicates."""
     pattern = (
         "In experiment.py, change `train`: apply {0} to every training batch, {1}. Runs to "
         "compare with the unchanged experiment.py: train the baseline and the changed network "
@@ -189,7 +193,9 @@ def test_a_short_file_is_scored_on_meaning_so_shared_phrasing_is_no_duplicate(st
     short_file = [erasing, *(make_idea(*row) for row in OWN_IDEAS[:3])]
     assert duplicates_against([cutmix], short_file, store) == []
     [match] = duplicates_against([make_idea(*PARAPHRASE)], short_file, store)
-    assert match.j == 3 and "scored on meaning alone" in match.why
+    assert match.j == 3 and "meaning alone must agree" in match.why
+    seeds = load_ideas(bundled_template_dir() / "seed_ideas.json").ideas
+    assert find_duplicates(seeds, store).clusters == []
 
 
 def test_near_copies_of_one_idea_form_one_group_with_bounded_work(store: Store):

@@ -16,8 +16,8 @@ evidence a reader can check: from the model's reading of each idea when a model 
 (parts.py), else from the rule-based parse.
 
 Wording needs enough ideas at hand for IDF to tell a template's common words from distinctive
-ones. Fewer than MIN_IDEAS_FOR_WORDING (a new seed file, evolve's first children) are scored
-on meaning alone.
+ones. Among fewer than MIN_IDEAS_FOR_WORDING (a new seed file, evolve's first children), a
+pair is a duplicate only when meaning alone says so too.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ FEATURES = ("meaning", "wording")
 COEFFICIENTS = np.array([10.392, 8.607])
 INTERCEPT = -12.075
 # Each dev pair scored among 0-14 other ideas of its template, the combiner's precision was
-# .52-.65 (.81 among all of them), below the .75 of meaning alone, and its F1 lower up to
-# about 22 others (bench/bench_dedup.py, "small files").
+# .52-.67 (.83 among all of them); with meaning alone required to agree, .83-.89. Meaning alone
+# is no substitute: it calls three pairs of the template's six seeds duplicates (themes shared,
+# experiments not), which wording keeps apart (bench/bench_dedup.py, "small files"). Linkage
+# never sums the rows of groups this small (MAX_CROSS_PAIRS), so its linear score is unchanged.
 MIN_IDEAS_FOR_WORDING = 24
 # Meaning alone, printed by `bench_dedup.py --fit`: the slope of a logistic regression on all
 # dev pairs, and the intercept that puts DEFAULT_THRESHOLD at the best cut of the cosine.
@@ -74,9 +76,9 @@ class PairEvidence(BaseModel):
         default=None, description="why the rule-based parse was compared although a model was"
     )
     shared_terms: list[str] = Field(description="the rarest terms both ideas use")
-    meaning_alone: bool = Field(
+    meaning_agrees: bool = Field(
         default=False,
-        description="scored on meaning alone: too few ideas at hand to weigh wording",
+        description="too few ideas at hand to weigh wording alone: meaning alone had to agree",
     )
     verdict: str | None = Field(default=None, description="the judge model's answer")
     judge_reason: str | None = Field(default=None, description="the judge's one-line reason")
@@ -87,8 +89,8 @@ class PairEvidence(BaseModel):
             f"meaning {self.meaning:.2f}, wording {self.wording:.2f}; "
             f"change {self.change:.2f}, measure {self.measure:.2f}"
         )
-        if self.meaning_alone:
-            text += f"; scored on meaning alone (fewer than {MIN_IDEAS_FOR_WORDING} ideas)"
+        if self.meaning_agrees:
+            text += f"; among fewer than {MIN_IDEAS_FOR_WORDING} ideas, meaning alone must agree"
         if self.shared_terms:
             text += f"; shared: {', '.join(self.shared_terms)}"
         if self.parts_from == "model":
@@ -122,7 +124,7 @@ class PairScorer:
         self, ideas: Sequence[Idea], store: Store, parts_model: LanguageModel | None = None
     ):
         self.ideas = list(ideas)
-        self.meaning_alone = len(self.ideas) < MIN_IDEAS_FOR_WORDING
+        self.few_ideas = len(self.ideas) < MIN_IDEAS_FOR_WORDING
         self.store = store
         self.parts_model = parts_model
         self._read: dict[int, ReadParts] = {}  # idea index -> its parts, read when first compared
@@ -204,14 +206,12 @@ class PairScorer:
 
     def score(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         features = self.features(i, j)
-        if self.meaning_alone:
-            return meaning_probability(features[:, 0])
+        if self.few_ideas:
+            return np.minimum(probability(features), meaning_probability(features[:, 0]))
         return probability(features)
 
     def linear_score(self) -> LinearScore:
         """The score as linkage sees it: each feature is a dot product of per-idea rows."""
-        if self.meaning_alone:
-            return LinearScore([self.vectors], [MEANING_COEFFICIENT], MEANING_INTERCEPT)
         return LinearScore([self.vectors, self.tfidf], COEFFICIENTS.tolist(), INTERCEPT)
 
     def evidence(self, pairs: list[tuple[int, int]], scores: list[float]) -> list[PairEvidence]:
@@ -238,7 +238,7 @@ class PairScorer:
                     parts_from="model" if all(side.source == "model" for side in read) else "rules",
                     parts_note="; ".join(notes) or None,
                     shared_terms=self.shared_terms(i, j),
-                    meaning_alone=self.meaning_alone,
+                    meaning_agrees=self.few_ideas,
                 )
             )
         return evidence
