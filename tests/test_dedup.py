@@ -170,8 +170,8 @@ def test_duplicates_against_existing_ideas(store: Store):
 def test_in_a_short_file_meaning_must_agree_so_shared_phrasing_is_no_duplicate(store: Store):
     """Two ideas written from one pattern (as the local model writes evolve's children), each
     with its own technique. Among a handful of ideas IDF cannot tell the pattern's words from
-    the techniques', and meaning and wording together called them duplicates (0.78); meaning
-    alone does not (0.39). Nor is a shared theme a duplicate: meaning alone would call three
+    the techniques', and meaning and wording together called the two alone duplicates (0.78);
+    meaning alone does not (0.39). Nor is a shared theme a duplicate: meaning alone would call three
     pairs of the template's six seeds (all evolutionary methods) duplicates."""
     pattern = (
         "In experiment.py, change `train`: apply {0} to every training batch, {1}. Runs to "

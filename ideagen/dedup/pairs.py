@@ -46,7 +46,7 @@ FEATURES = ("meaning", "wording")
 COEFFICIENTS = np.array([10.392, 8.607])
 INTERCEPT = -12.075
 # Each dev pair scored among 0-14 other ideas of its template, the combiner's precision was
-# .52-.67 (.83 among all of them); with meaning alone required to agree, .83-.89. Meaning alone
+# .52-.65 (.83 among all of them); with meaning alone required to agree, .83-.88. Meaning alone
 # is no substitute: it calls three pairs of the template's six seeds duplicates (themes shared,
 # experiments not), which wording keeps apart (bench/bench_dedup.py, "small files"). Linkage
 # never sums the rows of groups this small (MAX_CROSS_PAIRS), so its linear score is unchanged.
