@@ -76,7 +76,7 @@ class PairEvidence(BaseModel):
         default=None, description="why the rule-based parse was compared although a model was"
     )
     shared_terms: list[str] = Field(description="the rarest terms both ideas use")
-    meaning_agrees: bool = Field(
+    meaning_must_agree: bool = Field(
         default=False,
         description="too few ideas at hand to weigh wording alone: meaning alone had to agree",
     )
@@ -89,7 +89,7 @@ class PairEvidence(BaseModel):
             f"meaning {self.meaning:.2f}, wording {self.wording:.2f}; "
             f"change {self.change:.2f}, measure {self.measure:.2f}"
         )
-        if self.meaning_agrees:
+        if self.meaning_must_agree:
             text += f"; among fewer than {MIN_IDEAS_FOR_WORDING} ideas, meaning alone must agree"
         if self.shared_terms:
             text += f"; shared: {', '.join(self.shared_terms)}"
@@ -238,7 +238,7 @@ class PairScorer:
                     parts_from="model" if all(side.source == "model" for side in read) else "rules",
                     parts_note="; ".join(notes) or None,
                     shared_terms=self.shared_terms(i, j),
-                    meaning_agrees=self.few_ideas,
+                    meaning_must_agree=self.few_ideas,
                 )
             )
         return evidence
