@@ -37,6 +37,7 @@ import numpy as np
 from ideagen import embeddings
 from ideagen.brainstorm import Brainstorm
 from ideagen.evolve import Evolve, NichePlacer, default_niches
+from ideagen.evolve.archive import DEFAULT_PER_NICHE
 from ideagen.ideafile import load_ideas
 from ideagen.providers import get_model
 from ideagen.providers.base import InvalidReply
@@ -158,6 +159,7 @@ def run_evolve(args, store: Store, template, seeds: list[Idea], budget: int, wor
         out=work / "evolve.json",
         max_calls=budget,
         concurrency=1,
+        per_niche=args.per_niche,
         rng_seed=args.seed,
     ).run()
     seed_keys = {(s.Title, s.Experiment) for s in seeds}
@@ -207,6 +209,9 @@ def main() -> int:
     parser.add_argument("--template", type=Path, default=bundled_template_dir())
     parser.add_argument("--seed", type=int, default=0, help="evolve's random seed")
     parser.add_argument(
+        "--per-niche", type=int, default=DEFAULT_PER_NICHE, help="elites each niche keeps"
+    )
+    parser.add_argument(
         "--seeds",
         choices=("template", "none"),
         default="template",
@@ -244,7 +249,8 @@ def main() -> int:
     print(
         f"drafter and judge: {model.provider} {model.model}; topic {args.topic!r}; "
         f"K={args.k}, brainstorm rounds={args.rounds}; template seeds: {len(seeds)}; "
-        f"budget: the {baseline.calls} calls brainstorm + review took"
+        f"budget: the {baseline.calls} calls brainstorm + review took; "
+        f"evolve keeps {args.per_niche} per niche"
     )
     names = list(rows)
     width = max(len(metric) for metric in rows[names[0]]) + 2

@@ -22,6 +22,7 @@ from ideagen.evolve import (
     NicheFileError,
     load_niches,
 )
+from ideagen.evolve.archive import DEFAULT_PER_NICHE
 from ideagen.evolve.niches import cell
 from ideagen.ideafile import atomic_write_text
 from ideagen.providers.base import ModelError
@@ -32,12 +33,12 @@ from ideagen.template_prompt import TemplateError, bundled_template_dir, load_te
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evolve",
-        help="quality-diversity search: the best idea for each kind of change, within a budget",
+        help="quality-diversity search: the best ideas for each kind of change, within a budget",
         description="Keep a grid of niches (what an idea changes x how far it goes) with the "
-        "best idea found for each, bred from the seeds by mutation and crossover and judged by "
+        "best ideas found for each, bred from the seeds by mutation and crossover and judged by "
         "the review judge. The archive lives in the store: rerun the same command to continue; "
-        "the budget counts every run of the archive. The elites are written to FILE, best "
-        "first.",
+        "the budget counts every run of the archive. The elites are written to FILE: each "
+        "niche's best first, best score first.",
     )
     parser.add_argument("--topic", required=True, help="what the ideas should be about")
     parser.add_argument(
@@ -76,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="children bred at once (default: 8 for API providers, 1 for the local model)",
     )
+    parser.add_argument(
+        "--per-niche",
+        type=int,
+        default=DEFAULT_PER_NICHE,
+        metavar="N",
+        help=f"elites each niche keeps (default: {DEFAULT_PER_NICHE}; 1 is classic MAP-Elites)",
+    )
     parser.add_argument("--seed", type=int, help="random seed for choosing parents")
     parser.add_argument(
         "--report", type=Path, metavar="FILE", help="also write an HTML report of the grid"
@@ -110,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 niches=niches,
                 descriptors=args.descriptors,
                 concurrency=args.concurrency,
+                per_niche=args.per_niche,
                 rng_seed=args.seed,
             )
             result = _run_live(evolve, console) if show else evolve.run()
@@ -136,20 +145,22 @@ def run(args: argparse.Namespace) -> int:
 def grid_table(evolve: Evolve) -> Table:
     """The archive as a table: one row per row bin, one column per column bin."""
     spec = evolve.spec
-    elites = evolve.archive.elites()
-    table = Table(title=f"{len(elites)} of {len(spec.cells())} niches filled", show_lines=True)
+    held = evolve.archive.elites_by_niche()
+    table = Table(title=f"{len(held)} of {len(spec.cells())} niches filled", show_lines=True)
     table.add_column(spec.rows.name, no_wrap=True)
     for column in spec.columns.bins:
         table.add_column(column.label, min_width=14, max_width=28, overflow="ellipsis")
     for row in spec.rows.bins:
         cells = []
         for column in spec.columns.bins:
-            elite = elites.get(cell(row.key, column.key))
-            if elite is None:
+            here = held.get(cell(row.key, column.key), [])
+            if not here:
                 cells.append(Text("·", style="dim"))
             else:
-                colour = "green" if elite.score >= 7 else "yellow" if elite.score >= 5 else "red"
-                cells.append(Text.assemble((f"{elite.score:.1f} ", colour), elite.idea.Name))
+                best = here[0]
+                colour = "green" if best.score >= 7 else "yellow" if best.score >= 5 else "red"
+                more = f" (+{len(here) - 1})" if len(here) > 1 else ""
+                cells.append(Text.assemble((f"{best.score:.1f} ", colour), best.idea.Name + more))
         table.add_row(row.label, *cells)
     return table
 
@@ -166,7 +177,7 @@ def _status_line(evolve: Evolve, working: dict[int, str]) -> Text:
     cost = f"${spend.cost_usd:.4f}" + (f"/${budget.max_cost:.2f}" if budget.max_cost else "")
     line = (
         f"spend: {limit}, {cost}; this run: {counts.seeds} seeds, {counts.bred} bred, "
-        f"{counts.entered} entered an empty niche, {counts.replaced} replaced an elite, "
+        f"{counts.entered} took a free place, {counts.replaced} replaced an elite, "
         f"{counts.lost} lost; rejected {counts.duplicate} duplicate, {counts.infeasible} "
         f"infeasible, {counts.gate} by the gate; {counts.invalid} invalid replies"
     )
@@ -218,8 +229,10 @@ def _print_summary(
     result: EvolveResult, evolve: Evolve, console: Console, report: Path | None
 ) -> None:
     totals = result.totals
+    filled = len({elite.niche for elite in result.elites})
     console.print(
-        f"{result.out}: the elites of {len(result.elites)} of {result.cells} niches, best first"
+        f"{result.out}: {len(result.elites)} elites of {filled} of {result.cells} niches, "
+        "each niche's best first"
         + (f", then {_entries(result.kept)} it already held. " if result.kept else ". ")
         + f"Archive so far: {totals.judged} ideas judged, {totals.replaced} replacements; "
         f"rejected before judging: {totals.duplicate} duplicates, {totals.infeasible} "

@@ -1,4 +1,13 @@
-"""The MAP-Elites archive: one elite per niche, kept in the store so a run can be resumed.
+"""The MAP-Elites archive, kept in the store so a run can be resumed.
+
+A niche holds up to `per_niche` elites (two by default), a "deep grid" in the sense of
+Flageat and Cully (2020), who keep several solutions per cell because one noisy evaluation
+can throw the better solution away. Our judge is noisy (the local model's score of one idea
+moved by 0.67 with the reply schema alone, bench/evolve_local.txt), and the ideas a user
+seeds with often share a niche: the bundled template's six seeds are five search methods.
+With one place per niche, evolve kept one of two search seeds the judge rated 8.67 and
+dropped the other (run 26 of that file). A child placed in a full niche challenges its
+weakest elite.
 
 Every idea the archive has judged is an `ArchiveEntry` in the store: the elites, the elites
 they replaced, the challengers that lost, and the children rejected before judging (as
@@ -18,6 +27,7 @@ from ideagen.schema import RATING_FIELDS, Idea
 from ideagen.store import ArchiveEntry, Store
 
 ELITE, REPLACED, LOST = "elite", "replaced", "lost"
+DEFAULT_PER_NICHE = 2
 REJECTED = ("duplicate", "infeasible", "gate")
 MAX_LINEAGE = 12
 
@@ -48,7 +58,7 @@ class LineageStep:
 @dataclass
 class ArchiveCounts:
     judged: int = 0
-    entered_empty: int = 0
+    entered: int = 0  # elites that took a free place; the rest replaced an elite
     replaced: int = 0
     lost: int = 0
     duplicate: int = 0
@@ -67,23 +77,40 @@ class Archive:
     key: str
     spec: NicheSpec
     store: Store
+    per_niche: int = DEFAULT_PER_NICHE
     entries: dict[int, ArchiveEntry] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, key: str, spec: NicheSpec, store: Store) -> Archive:
-        archive = cls(key, spec, store)
+    def load(
+        cls, key: str, spec: NicheSpec, store: Store, per_niche: int = DEFAULT_PER_NICHE
+    ) -> Archive:
+        archive = cls(key, spec, store, per_niche)
         for entry in store.archive_entries(key):
             archive.entries[entry.id] = entry
         return archive
 
-    def elites(self) -> dict[str, ArchiveEntry]:
-        return {e.niche: e for e in self.entries.values() if e.status == ELITE and e.niche}
+    def elites(self) -> list[ArchiveEntry]:
+        return [e for e in self.entries.values() if e.status == ELITE and e.niche]
 
-    def elite_in(self, niche: str) -> ArchiveEntry | None:
-        return self.elites().get(niche)
+    def elites_by_niche(self) -> dict[str, list[ArchiveEntry]]:
+        """Each filled niche's elites, best first: by judge score, then the earlier entry."""
+        held: dict[str, list[ArchiveEntry]] = {}
+        for elite in sorted(self.elites(), key=lambda e: (-(e.score or 0.0), e.id)):
+            held.setdefault(elite.niche, []).append(elite)
+        return held
+
+    def elites_in(self, niche: str) -> list[ArchiveEntry]:
+        return self.elites_by_niche().get(niche, [])
+
+    def weakest_in(self, niche: str) -> ArchiveEntry | None:
+        """The elite a challenger in a full niche must beat; None while the niche has room.
+        A niche that holds more than `per_niche` (a run resumed with fewer places) keeps
+        them, and a challenger still meets only its weakest."""
+        held = self.elites_in(niche)
+        return held[-1] if len(held) >= self.per_niche else None
 
     def empty_niches(self) -> list[str]:
-        filled = self.elites()
+        filled = self.elites_by_niche()
         return [niche for niche in self.spec.cells() if niche not in filled]
 
     def judged_ideas(self) -> list[ArchiveEntry]:
@@ -112,7 +139,7 @@ class Archive:
                 if entry.id in replacers:
                     counts.replaced += 1
                 else:
-                    counts.entered_empty += 1
+                    counts.entered += 1
             elif entry.status == LOST:
                 counts.judged += 1
                 counts.lost += 1
@@ -147,11 +174,17 @@ class Archive:
         return steps
 
     def recommended(self) -> list[ArchiveEntry]:
-        """The elites, best judge score first (grid order breaks ties)."""
+        """The best elite of each niche, best judge score first (grid order breaks ties),
+        then each niche's second best in the same order, and so on: the AI Scientist runs
+        ideas in the order of the file, and its first runs should cover the most niches."""
         order = {niche: i for i, niche in enumerate(self.spec.cells())}
-        return sorted(
-            self.elites().values(), key=lambda e: (-(e.score or 0.0), order.get(e.niche, 0))
-        )
+        ranked = [
+            (rank, elite)
+            for held in self.elites_by_niche().values()
+            for rank, elite in enumerate(held)
+        ]
+        ranked.sort(key=lambda item: (item[0], -(item[1].score or 0.0), order[item[1].niche]))
+        return [elite for _, elite in ranked]
 
     def output_idea(self, entry: ArchiveEntry) -> Idea:
         """The elite as the AI Scientist reads it: the judge's ratings in the rating fields

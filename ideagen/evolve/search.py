@@ -5,14 +5,16 @@ first; then each step breeds one child from the elites: a mutation (sharpen it, 
 mechanism, change what it measures, move it to an empty niche) or a crossover of two elites,
 or, while the grid is nearly empty, a fresh idea for an empty niche. Every child passes the
 same checks as `brainstorm` (a valid idea, the feasibility lint, no duplicate of an idea the
-archive has judged) and is then placed in a niche and scored by the review judge. In an
-empty niche it becomes the elite. In a filled one a child the rubric rates below the
-incumbent loses at once; otherwise the two meet in the pairwise comparison, asked in both
-orders, and the child replaces the incumbent only when it wins (a split verdict goes to the
-rubric score, and a tie keeps the incumbent). A weak model, whose pairwise verdicts mostly
-split, is asked in pairs only on a tie. An idea the model places in two rows (a search
-over the learning rate changes optimisation too) that loses its niche challenges the elite
-of its second row, at the same column, if the rubric rates it above that elite. Both
+archive has judged) and is then placed in a niche and scored by the review judge. A niche
+holds up to `per_niche` elites (two by default, see archive.py): while it has room the child
+enters. In a full one it challenges the niche's weakest elite (a sharpened child, its own
+parent): a child the rubric rates below the incumbent loses at once; otherwise the two meet
+in the pairwise comparison, asked in both orders, and the child replaces the incumbent only
+when it wins (a split verdict goes to the rubric score, and a tie keeps the incumbent). A
+weak model, whose pairwise verdicts mostly split, is asked in pairs only on a tie. An idea
+the model places in two rows (a search over the learning rate changes optimisation too)
+that loses its niche tries the niche of its second row, at the same column: it enters if
+that has room, and otherwise challenges its weakest elite if the rubric rates it above. Both
 judgments must favour the child: the pairwise question costs two calls, and with the rubric
 already against the child those calls breed more children instead (in a 24-call run of the
 local model, 4 calls went to two seeds the rubric had already rated below the elite).
@@ -55,7 +57,15 @@ from ideagen.brainstorm import (
 )
 from ideagen.dedup import duplicates_against, opening_text
 from ideagen.embeddings import EmbeddingModelMissing
-from ideagen.evolve.archive import ELITE, LOST, Archive, ArchiveCounts, archive_key, archive_run_id
+from ideagen.evolve.archive import (
+    DEFAULT_PER_NICHE,
+    ELITE,
+    LOST,
+    Archive,
+    ArchiveCounts,
+    archive_key,
+    archive_run_id,
+)
 from ideagen.evolve.niches import (
     DescriptorMode,
     NichePlacer,
@@ -90,7 +100,7 @@ CROSSOVER_SHARE = 0.25
 # Moving to an empty niche is the one mutation that widens the grid: favour it while the
 # grid has holes.
 MOVE_WEIGHT = 2.0
-MIN_ELITES_TO_BREED = 2
+MIN_NICHES_TO_BREED = 2
 # A child that keeps the title of an idea the archive holds (a crossover of the local model
 # kept its first parent's, in run 22 of bench/evolve_local.txt) would give the output two
 # ideas of one title; it is refused as a duplicate, and a model that repairs retitles it.
@@ -347,6 +357,7 @@ class Evolve:
         descriptors: DescriptorMode | None = None,
         concurrency: int | None = None,
         max_seeds: int = DEFAULT_MAX_SEEDS,
+        per_niche: int = DEFAULT_PER_NICHE,
         operators: tuple[str, ...] | None = None,
         rng_seed: int | None = None,
         report: Callable[[EvolveEvent], None] | None = None,
@@ -357,6 +368,8 @@ class Evolve:
             raise EvolveError(f"--budget-calls must be at least 1, got {max_calls}")
         if max_cost is not None and max_cost <= 0:
             raise EvolveError(f"--max-cost must be more than 0, got {max_cost}")
+        if per_niche < 1:
+            raise EvolveError(f"--per-niche must be at least 1, got {per_niche}")
         if max_calls is None and model.provider == "local":
             raise EvolveError(
                 "the local model costs nothing per call, so --max-cost would never stop it; "
@@ -396,7 +409,7 @@ class Evolve:
         # from the local model, which fixed none of the drafts it was asked to repair.
         self._repairs = not model.weak
         self.rng = random.Random(rng_seed)
-        self.archive = Archive.load(self.key, self.spec, store)
+        self.archive = Archive.load(self.key, self.spec, store, per_niche)
         self._context = render_prompt(
             "evolve_context",
             template_system=template.system,
@@ -507,25 +520,32 @@ class Evolve:
         with self._state.lock:
             if self._seeds:
                 return Task("seed", seed=self._seeds.pop(0))
-            elites = list(self.archive.elites().values())
+            held = self.archive.elites_by_niche()
             empty = self.archive.empty_niches()
-            if len(elites) < MIN_ELITES_TO_BREED:
+            if len(held) < MIN_NICHES_TO_BREED:
                 return Task("fill", target=self.rng.choice(empty))
-            task = self._breeding_task(elites, empty)
+            task = self._breeding_task(held, empty)
             self._state.asked.add(task.question)
             return task
 
-    def _breeding_task(self, elites: list[ArchiveEntry], empty: list[str]) -> Task:
-        """A crossover (about CROSSOVER_SHARE of the time) or a mutation, from the questions
-        (operator and parents) the archive has not asked yet while there are any: a question
-        asked again can only bring the same kind of child, and the local model repeats itself
-        (it wrote one crossover child three times in a 22-call run, bench/evolve_local.txt)."""
+    def _breeding_task(self, held: dict[str, list[ArchiveEntry]], empty: list[str]) -> Task:
+        """A crossover of elites from two niches (about CROSSOVER_SHARE of the time) or a
+        mutation, from the questions (operator and parents) the archive has not asked yet
+        while there are any: a question asked again can only bring the same kind of child,
+        and the local model repeats itself (it wrote one crossover child three times in a
+        22-call run, bench/evolve_local.txt). A mutation's parent is drawn niche by niche, so
+        a niche holding two elites is not bred from twice as often."""
+        elites = [elite for niche in held.values() for elite in niche]
         asked = self._state.asked | {
             (e.operator, frozenset(e.parents)) for e in self.archive.entries.values() if e.parents
         }
         mutations = [op for op in MUTATIONS if op in self.operators and (op != "move" or empty)]
         crossovers = (
-            [Task("crossover", parents=pair) for pair in itertools.combinations(elites, 2)]
+            [
+                Task("crossover", parents=(first, second))
+                for first, second in itertools.combinations(elites, 2)
+                if first.niche != second.niche
+            ]
             if "crossover" in self.operators
             else []
         )
@@ -538,7 +558,10 @@ class Evolve:
             crossovers, singles = new_crossovers, new_singles
         if crossovers and (not singles or self.rng.random() < CROSSOVER_SHARE):
             return self.rng.choice(crossovers)
-        weights = [MOVE_WEIGHT if task.operator == "move" else 1.0 for task in singles]
+        weights = [
+            (MOVE_WEIGHT if task.operator == "move" else 1.0) / len(held[task.parents[0].niche])
+            for task in singles
+        ]
         task = self.rng.choices(singles, weights)[0]
         if task.operator == "move":
             return replace(task, target=self.rng.choice(empty))
@@ -639,8 +662,8 @@ class Evolve:
         verdicts = []
         for niche in niches:
             with self._niche_lock(niche):
-                incumbent = self.archive.elite_in(niche)
-                wins, reason = True, "the niche was empty"
+                incumbent, reason = self._incumbent(niche, task)
+                wins = True
                 if incumbent is not None:
                     guest = niche != placement.niche
                     wins, reason = self._challenge(judge, incumbent, idea, mean, guest)
@@ -654,6 +677,22 @@ class Evolve:
         self.report(
             EvolveEvent(worker, kind, operator, niche if wins else placement.niche, idea.Name)
         )
+
+    def _incumbent(self, niche: str, task: Task) -> tuple[ArchiveEntry | None, str]:
+        """The elite a child placed in `niche` must beat, or None and why it enters without
+        a challenge. A sharpened child meets its parent while that is an elite there: beside
+        it, the archive would hold one idea twice (the duplicate check spares the parent)."""
+        held = self.archive.elites_in(niche)
+        if task.operator == "sharpen":
+            parent = next((e for e in held if e.id == task.parents[0].id), None)
+            if parent is not None:
+                return parent, ""
+        if not held:
+            return None, "the niche was empty"
+        weakest = self.archive.weakest_in(niche)
+        if weakest is None:
+            return None, f"the niche had room ({len(held)} of {self.archive.per_niche} held)"
+        return weakest, ""
 
     def _record_judged(
         self,
@@ -773,7 +812,7 @@ class Evolve:
             handed = self._state.techniques.setdefault(row, set())
             elites_text = " ".join(
                 f"{e.idea.Title} {e.idea.Experiment}"
-                for e in self.archive.elites().values()
+                for e in self.archive.elites()
                 if split_cell(e.niche)[0] == row
             )
             fresh = [t for t in examples if t not in handed and not names_technique(elites_text, t)]

@@ -226,8 +226,8 @@ def score_colour(score: float | None) -> str:
 
 
 def archive_section(archive: Archive) -> Markup:
-    """The grid (rows x columns of niches, colour = the elite's judge score; a click opens the
-    elite with its lineage), then each elite's details."""
+    """The grid (rows x columns of niches, colour = the best elite's judge score; a click
+    opens that elite with its lineage), then each elite's details."""
     from ideagen.review.judge import JudgeScore
 
     details = [
@@ -242,7 +242,7 @@ def archive_section(archive: Archive) -> Markup:
         _render(
             "archive_section.html.j2",
             spec=archive.spec,
-            elites=archive.elites(),
+            held=archive.elites_by_niche(),
             details=details,
         )
     )
@@ -257,7 +257,7 @@ def render_archive_report(
         title=f"Evolve archive: {topic}" if topic else f"Evolve archive {archive.key}",
         archive=archive,
         counts=archive.counts(),
-        filled=len(archive.elites()),
+        filled=len(archive.elites_by_niche()),
         spend=spend,
         grid=archive_section(archive),
     )

@@ -6,7 +6,8 @@
   document.querySelectorAll('#archive-grid td.niche[data-entry]').forEach(function (cell) {
     cell.addEventListener('click', function (event) {
       event.preventDefault();
-      open('#elite-' + cell.getAttribute('data-entry'));
+      var link = event.target.closest('a[href^="#elite-"]');
+      open(link ? link.getAttribute('href') : '#elite-' + cell.getAttribute('data-entry'));
     });
   });
   open(location.hash);
