@@ -427,6 +427,7 @@ def test_a_niche_keeps_two_elites_and_a_challenger_meets_the_weaker(
     order = ["seed_cosine", "elsewhere", "better"]
     assert [e.idea.Name for e in result.elites] == order
     assert [idea.Name for idea in load_ideas(out).ideas] == order
+    assert result.to_json()["niches_filled"] == 2
     html = render_archive_report(Archive.load(result.archive, SPEC, store), result.spend)
     cell = html.split(f'data-niche="{niche}"', 1)[1].split("</td>", 1)[0]
     assert f'data-entry="{by_name["seed_cosine"].id}"' in cell

@@ -27,8 +27,12 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from ideagen.cli import main
+from ideagen.ideafile import load_ideas
 from ideagen.local import engine, models, node_engine
 from ideagen.providers import Message, ModelError, get_model
+from ideagen.review.judge import Judge, JudgeScore
+from ideagen.store import Store
+from ideagen.template_prompt import bundled_template_dir, load_template
 
 PACKAGE = "ideagen-test-model-part"
 
@@ -259,20 +263,25 @@ class Verdict(BaseModel):
 
 
 @needs_runtime
-def test_bridge_answers_in_order_with_grammar_progress_and_prefix_reuse():
+def test_bridge_answers_in_order_with_grammar_progress_and_the_system_prompt_reused():
     small = small_model()
     system = "You rate research ideas. " * 20
-    ask = {"role": "user", "content": "Rate: label smoothing for FashionMNIST."}
+    asks = [
+        "Rate: label smoothing for FashionMNIST.",
+        "Rate: label smoothing for MNIST digits.",
+        "Judge: mixup.",
+        "Rate: label smoothing for FashionMNIST.",
+    ]
     requests = [
         {
             "id": n,
             "system": system,
-            "messages": [ask],
+            "messages": [{"role": "user", "content": ask}],
             "schema": engine.grammar_schema(Verdict),
-            "temperature": 0.7,
+            "temperature": 0.7 if n == 0 else 0,
             "max_tokens": 80,
         }
-        for n in (1, 2)
+        for n, ask in enumerate(asks)
     ]
     process = bridge(small)
     out, err = process.communicate("".join(json.dumps(r) + "\n" for r in requests), timeout=300)
@@ -280,13 +289,16 @@ def test_bridge_answers_in_order_with_grammar_progress_and_prefix_reuse():
     messages = [json.loads(line) for line in out.splitlines()]
     assert messages[0]["event"] == "ready"
     done = [m for m in messages if m["event"] == "done"]
-    assert [m["id"] for m in done] == [1, 2]
+    assert [m["id"] for m in done] == [0, 1, 2, 3]
     for answer in done:
         assert Verdict.model_validate_json(answer["text"])  # valid by grammar
         assert answer["tokens_out"] > 0 and answer["tokens_in"] > 60
     assert done[0]["tokens_evaluated"] > 60
-    # The second prompt equals the first, whose tokens the context still holds.
-    assert done[1]["tokens_evaluated"] < done[0]["tokens_evaluated"] / 10
+    # Every later prompt is evaluated from the end of the system prompt, however much of the
+    # previous prompt it shares (the second shares "Rate: label smoothing for" with the first,
+    # the third nothing after the system prompt): so a reply depends on its request alone.
+    starts = {m["tokens_in"] - m["tokens_evaluated"] for m in done[1:]}
+    assert len(starts) == 1 and starts.pop() > 60
     assert any(m["event"] == "progress" for m in messages) or done[0]["tokens_out"] < 8
 
 
@@ -436,7 +448,8 @@ def test_structured_idea_is_schema_valid_by_grammar_and_prefix_is_reused(store):
         max_tokens=room,
     )
     IdeaDraft.model_validate_json(second.text)
-    assert first.tokens_evaluated > 150 and second.tokens_evaluated <= 2
+    # the second evaluates only what follows the system prompt, which the bridge keeps
+    assert first.tokens_evaluated > 150 and second.tokens_evaluated < first.tokens_evaluated / 5
     assert second.prompt_s < first.prompt_s / 3
     via_provider = model.structured(ASK, IdeaDraft, context=TEMPLATE, temperature=0.8)
     assert via_provider.Title and 1 <= via_provider.Novelty <= 10
@@ -458,3 +471,21 @@ def test_greedy_free_text_stops_at_max_tokens_and_is_cached(store):
     )
     assert again.text == short.text
     assert store.spend("greedy").calls == 2
+
+
+@pytest.mark.slow
+def test_the_local_judges_reply_does_not_depend_on_what_it_judged_before(tmp_path):
+    # Before the bridge evaluated each prompt from the end of its system prompt, the local
+    # judge gave this seed Novelty 8 as its first request and 10 after another seed's.
+    folder = bundled_template_dir()
+    seeds = load_ideas(folder / "seed_ideas.json").ideas
+    task = load_template(folder).task_description
+
+    def last_score(home: str, ideas: list) -> JudgeScore:
+        with Store.open(tmp_path / home) as store:  # a store of its own: no cached judgment
+            judge = Judge(get_model("local", store=store), task)
+            return [judge.score(idea) for idea in ideas][-1]
+
+    alone = last_score("alone", [seeds[3]])
+    after_another = last_score("after", [seeds[0], seeds[3]])
+    assert after_another == alone

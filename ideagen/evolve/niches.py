@@ -1,4 +1,4 @@
-"""The grid of niches an evolve archive keeps one elite per, and how an idea is placed in it.
+"""The grid of niches an evolve archive keeps its elites in, and how an idea is placed in it.
 
 A niche is a (row, column) pair over two axes; by default what the idea changes in
 experiment.py (six bins) by how far it goes from the baseline (three bins). A niche file

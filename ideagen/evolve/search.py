@@ -170,7 +170,7 @@ class EvolveResult:
             "topic": self.topic,
             "archive": self.archive,
             "run_id": self.run_id,
-            "niches_filled": len(self.elites),
+            "niches_filled": len({e.niche for e in self.elites}),
             "niches": self.cells,
             "other_entries_kept": self.kept,
             "elites": [
@@ -533,8 +533,8 @@ class Evolve:
         mutation, from the questions (operator and parents) the archive has not asked yet
         while there are any: a question asked again can only bring the same kind of child,
         and the local model repeats itself (it wrote one crossover child three times in a
-        22-call run, bench/evolve_local.txt). A mutation's parent is drawn niche by niche, so
-        a niche holding two elites is not bred from twice as often."""
+        22-call run, bench/evolve_local.txt). A mutation's parent is weighted by one over its
+        niche's elites, so a niche holding two is not bred from twice as often."""
         elites = [elite for niche in held.values() for elite in niche]
         asked = self._state.asked | {
             (e.operator, frozenset(e.parents)) for e in self.archive.entries.values() if e.parents

@@ -11,9 +11,10 @@
 //   {"event": "error", "id", "message"}
 // Requests: {"id", "system", "messages": [{"role", "content"}], "schema", "temperature",
 // "max_tokens", "seed"}; "schema" (a JSON schema, or null) constrains the reply by grammar.
-// All requests run on one context sequence, so a prompt that starts like the previous one only
-// evaluates the tokens after the shared prefix. The bridge exits when stdin closes or its parent
-// process goes away.
+// All requests run on one context sequence, which keeps the rendered system prompt between
+// requests, so a request with the same system prompt as the previous one evaluates only the
+// tokens after it (see settle). The bridge exits when stdin closes or its parent process goes
+// away.
 
 import { createInterface } from "node:readline";
 import { join } from "node:path";
@@ -85,11 +86,55 @@ function history(request) {
   return items;
 }
 
+function renderedTokens(items) {
+  return chat.chatWrapper
+    .generateContextState({ chatHistory: items })
+    .contextText.tokenize(model.tokenizer);
+}
+
+// The tokens a system prompt renders to: the common start of two chats that differ only in
+// their user message, whatever the chat template puts around them.
+const systemPrefixes = new Map();
+function systemPrefix(system) {
+  if (!system) return [];
+  if (!systemPrefixes.has(system)) {
+    const [one, two] = ["a", "b"].map((text) =>
+      renderedTokens([
+        { type: "system", text: system },
+        { type: "user", text },
+        { type: "model", response: [] },
+      ]),
+    );
+    let length = 0;
+    while (length < one.length && length < two.length && one[length] === two[length]) length++;
+    systemPrefixes.set(system, one.slice(0, length));
+  }
+  return systemPrefixes.get(system);
+}
+
+// Before each request the sequence holds exactly the request's system prompt, evaluated on its
+// own, so that a reply depends on the request alone. Reusing whatever prefix the previous prompt
+// shared made it depend on that prompt too: llama.cpp's numbers differ with where an evaluation
+// starts, and at temperature 0 the local judge gave one idea Novelty 8 as a process's first
+// request and 10 after another idea's.
+async function settle(sequence, prefix) {
+  const held = sequence.contextTokens;
+  if (held.length >= prefix.length && prefix.every((token, i) => held[i] === token)) {
+    if (held.length > prefix.length) {
+      await sequence.eraseContextTokenRanges([{ start: prefix.length, end: held.length }]);
+    }
+    return;
+  }
+  await sequence.clearHistory();
+  if (prefix.length) await sequence.evaluateWithoutGeneratingNewTokens(prefix);
+}
+
 async function answer(request) {
   const sequence = chat.sequence;
   const meterBefore = sequence.tokenMeter.getState();
   const grammar = request.schema ? await llama.createGrammarForJsonSchema(request.schema) : undefined;
   const begun = performance.now();
+  await settle(sequence, systemPrefix(request.system));
   let firstTokenAt = null;
   let produced = 0;
   const result = await chat.generateResponse(history(request), {
