@@ -564,7 +564,7 @@ class Store:
 
     def add_archive_entry(self, entry: ArchiveEntry, replaces: int | None = None) -> int:
         """Record an entry; with `replaces`, that elite becomes 'replaced' in the same
-        transaction, so the archive never holds two elites for one niche or none."""
+        transaction, so a replacement never leaves a niche one elite over or under."""
         with self._write() as conn:
             cursor = conn.execute(
                 "INSERT INTO archive_entries (archive, idea_id, body, niche, score, judge,"

@@ -1,13 +1,14 @@
 """The MAP-Elites archive, kept in the store so a run can be resumed.
 
-A niche holds up to `per_niche` elites (two by default), a "deep grid" in the sense of
+A niche holds up to `per_niche` elites (three by default), a "deep grid" in the sense of
 Flageat and Cully (2020), who keep several solutions per cell because one noisy evaluation
 can throw the better solution away. Our judge is noisy (the local model's score of one idea
 moved by 0.67 with the reply schema alone, bench/evolve_local.txt), and the ideas a user
 seeds with often share a niche: the bundled template's six seeds are five search methods.
 With one place per niche, evolve kept one of two search seeds the judge rated 8.67 and
 dropped the other (run 26 of that file). A child placed in a full niche challenges its
-weakest elite.
+weakest elite. Three places met the bench's goals from the seeds and from nothing (runs 30-32);
+two lost one seed's place from the seeds (run 29).
 
 Every idea the archive has judged is an `ArchiveEntry` in the store: the elites, the elites
 they replaced, the challengers that lost, and the children rejected before judging (as
@@ -27,7 +28,7 @@ from ideagen.schema import RATING_FIELDS, Idea
 from ideagen.store import ArchiveEntry, Store
 
 ELITE, REPLACED, LOST = "elite", "replaced", "lost"
-DEFAULT_PER_NICHE = 2
+DEFAULT_PER_NICHE = 3
 REJECTED = ("duplicate", "infeasible", "gate")
 MAX_LINEAGE = 12
 

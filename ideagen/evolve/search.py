@@ -6,7 +6,7 @@ mechanism, change what it measures, move it to an empty niche) or a crossover of
 or, while the grid is nearly empty, a fresh idea for an empty niche. Every child passes the
 same checks as `brainstorm` (a valid idea, the feasibility lint, no duplicate of an idea the
 archive has judged) and is then placed in a niche and scored by the review judge. A niche
-holds up to `per_niche` elites (two by default, see archive.py): while it has room the child
+holds up to `per_niche` elites (three by default, see archive.py): while it has room the child
 enters. In a full one it challenges the niche's weakest elite (a sharpened child, its own
 parent): a child the rubric rates below the incumbent loses at once; otherwise the two meet
 in the pairwise comparison, asked in both orders, and the child replaces the incumbent only
