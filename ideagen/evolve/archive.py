@@ -7,8 +7,8 @@ moved by 0.67 with the reply schema alone, bench/evolve_local.txt), and the idea
 seeds with often share a niche: the bundled template's six seeds are five search methods.
 With one place per niche, evolve kept one of two search seeds the judge rated 8.67 and
 dropped the other (run 26 of that file). A child placed in a full niche challenges its
-weakest elite. Three places met the bench's goals from the seeds and from nothing (runs 30-32);
-two lost one seed's place from the seeds (run 29).
+weakest elite. Three places met the bench's goals from the seeds and from nothing (runs 31
+and 32); two lost one seed's place from the seeds (run 29).
 
 Every idea the archive has judged is an `ArchiveEntry` in the store: the elites, the elites
 they replaced, the challengers that lost, and the children rejected before judging (as

@@ -2,9 +2,9 @@
 
 Same speed as the Node bridge without a second process; PyPI ships it only as source, so it is
 used when the user has built it. llama-cpp-python keeps the previous prompt's tokens and skips
-the shared prefix of the next prompt by itself; unlike the bridge (see `settle` in bridge.mjs),
-so a reply at temperature 0 can depend on the prompt before it. Not built on the machines this
-is developed on, so left as it is.
+the shared prefix of the next prompt by itself. Unlike the bridge's (see `settle` in
+bridge.mjs), its reply at temperature 0 can therefore depend on the prompt before it; it is not
+built on the machines this is developed on, so it is left as it is.
 """
 
 from __future__ import annotations
